@@ -82,7 +82,8 @@ def apply_window(array: np.ndarray, bounds: tuple[float, float], keep_zero: bool
     ``keep_zero`` keeps background voxels (raw value 0) at 0, as the MR recipe does.
     """
     lower, upper = bounds
-    out = (np.clip(array.astype(np.float32), lower, upper) - lower) * np.float32(255.0 / (upper - lower))
+    # Same operation order as the recipe, in float64, so the later uint8 truncation matches it.
+    out = ((np.clip(array.astype(np.float64), lower, upper) - lower) / (upper - lower) * 255.0).astype(np.float32)
     if keep_zero:
         out[array == 0] = 0
     return out

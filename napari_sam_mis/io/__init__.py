@@ -1,19 +1,31 @@
-"""Qt-free readers and writers for medical images and labels."""
+"""Qt-free readers and writers for medical images and labels.
+
+read_volume(path)                      NIfTI, DICOM folder / multi-frame file, CVPR24 .npz, 2D PNG/JPEG/TIFF
+read_labels(path, volume)              NIfTI labels or DICOM-SEG onto the volume's grid -> Labels
+write_labels(labels, volume, path)     .nii/.nii.gz (+ .json names) or .dcm (DICOM-SEG)
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..core.volume import Volume
 from ..errors import InputError
+from .segments import Labels, Segment
+
+__all__ = ["Labels", "Segment", "Volume", "read_labels", "read_volume", "write_labels"]
+
+_NIFTI = (".nii", ".nii.gz")
 
 
-def read_volume(path) -> Volume:
-    """Read a NIfTI file, a CVPR24 ``.npz`` or a 2D PNG/JPEG/TIFF image into a Volume."""
+def read_volume(path, series: str | None = None) -> Volume:
+    """Read an image into a Volume. ``series`` picks one series (description or UID) in a mixed DICOM folder."""
     p = Path(path)
     name = p.name.lower()
     if not p.exists():
         raise InputError(p, "no such file or folder")
-    if name.endswith((".nii", ".nii.gz")):
+    if name.endswith(_NIFTI):
         from .nifti import read_nifti
 
         return read_nifti(p)
@@ -25,4 +37,61 @@ def read_volume(path) -> Volume:
         from .raster import read_raster
 
         return read_raster(p)
-    raise InputError(p, "unknown image format (expected .nii, .nii.gz, .npz or a 2D PNG/JPEG/TIFF)")
+    from .dicom import is_dicom_file, read_dicom
+
+    if p.is_dir() or is_dicom_file(p):
+        return read_dicom(p, series)
+    raise InputError(p, "unknown image format (expected .nii, .nii.gz, a DICOM folder or file, .npz or a 2D PNG/JPEG/TIFF)")
+
+
+def check_labels(labels, volume: Volume, path) -> np.ndarray:
+    """Labels as uint8 on ``volume``'s grid, or a clear error."""
+    arr = np.asarray(labels)
+    if arr.shape != volume.shape:
+        raise InputError(path, f"labels have shape {arr.shape} but the image grid is {volume.shape} (z, y, x)")
+    if arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and np.array_equal(arr, np.round(arr))):
+        raise InputError(path, f"labels must be whole numbers, got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() > 255):
+        raise InputError(path, f"label values must lie in 0..255, found {arr.min()}..{arr.max()}")
+    return arr.astype(np.uint8)
+
+
+def write_labels(labels, volume: Volume, path, segments=None, *, algorithm_name: str = "napari-sam-mis",
+                 new_uids: bool = False) -> list[Path]:
+    """Write a (z, y, x) label array for ``volume``; the extension picks NIfTI or DICOM-SEG.
+
+    ``segments``: value -> name | {"name", "color"} (see ``segments.make_segments``).
+    ``new_uids``: DICOM-SEG only; fill blank Study/Series Instance UIDs of an anonymised source.
+    Returns the paths written. Never overwrites the source; writes via a temporary file.
+    """
+    from .atomic import refuse_sources
+
+    out = refuse_sources(path, [volume.source, *volume.meta.get("dicom_files", [])])
+    arr = check_labels(labels, volume, out)
+    if out.name.lower().endswith(_NIFTI):
+        from .nifti import write_nifti_labels
+
+        return write_nifti_labels(arr, volume, out, segments)
+    if out.suffix.lower() == ".dcm":
+        from .dicom_seg import write_dicom_seg
+
+        return [write_dicom_seg(arr, volume, out, segments, algorithm_name=algorithm_name, new_uids=new_uids)]
+    raise InputError(out, "unknown labels format (expected .nii, .nii.gz or .dcm for DICOM-SEG)")
+
+
+def read_labels(path, volume: Volume) -> Labels:
+    """NIfTI labels (with names from a ``.json`` sidecar) or a DICOM-SEG, on ``volume``'s grid."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "no such file")
+    if p.name.lower().endswith(_NIFTI):
+        from .nifti import read_nifti_labels
+
+        return read_nifti_labels(p, volume)
+    from .dicom import is_dicom_file
+
+    if is_dicom_file(p):
+        from .dicom_seg import read_dicom_seg
+
+        return read_dicom_seg(p, volume)
+    raise InputError(p, "unknown labels format (expected .nii, .nii.gz or a DICOM-SEG .dcm)")

@@ -1,32 +1,44 @@
-"""NIfTI images via nibabel, converted to the (z, y, x) array order of Volume."""
+"""NIfTI images and labels via nibabel, converted to the (z, y, x) array order of Volume."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from ..core.volume import Volume
 from ..errors import InputError
+from .atomic import atomic_path
+from .grid import onto_grid
+from .segments import Labels, make_segments, segments_to_json
 
 # Swaps homogeneous (i, j, k, 1) <-> (k, j, i, 1); its own inverse, exact in floating point.
 SWAP_XYZ_ZYX = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
 
 
-def read_nifti(path) -> Volume:
+def _load(p: Path):
     import nibabel as nib
 
-    p = Path(path)
     try:
         img = nib.load(str(p))
         data = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many kinds for broken files
         raise InputError(p, f"not a readable NIfTI file ({exc})") from exc
+    if data.dtype.names:  # RGB24 / RGBA32 structured voxels
+        raise InputError(p, "RGB NIfTI images are not supported; convert to a greyscale 3D image")
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim == 2:
         data = data[..., None]
     if data.ndim != 3:
-        raise InputError(p, f"expected a 3D image, got {data.ndim}D with shape {data.shape}")
+        raise InputError(p, f"expected a 3D image, got {data.ndim}D with shape {data.shape}"
+                            " (4D series and multi-channel images are not supported)")
+    return img, data
+
+
+def read_nifti(path) -> Volume:
+    p = Path(path)
+    img, data = _load(p)
     zooms = img.header.get_zooms()[:3]
     return Volume(
         array=np.ascontiguousarray(data.transpose(2, 1, 0)),
@@ -36,3 +48,65 @@ def read_nifti(path) -> Volume:
         source=str(p),
         meta={"nifti_header": img.header.copy()},
     )
+
+
+def sidecar_path(path) -> Path:
+    """``labels.nii.gz`` -> ``labels.json`` beside it."""
+    p = Path(path)
+    stem = p.name[: -len(".nii.gz")] if p.name.endswith(".nii.gz") else p.stem
+    return p.with_name(stem + ".json")
+
+
+def write_nifti(array_zyx: np.ndarray, volume: Volume, path, *, is_labels: bool) -> Path:
+    """Write ``array_zyx`` on ``volume``'s grid; reuses its NIfTI header so the affine stays bit-exact."""
+    import nibabel as nib
+
+    data = np.asarray(array_zyx).transpose(2, 1, 0)
+    header = volume.meta.get("nifti_header")
+    if header is not None:
+        cls = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
+        img = cls(data, None, header=header.copy())
+    else:
+        affine = volume.affine @ SWAP_XYZ_ZYX
+        img = nib.Nifti1Image(data, affine)
+        img.set_qform(affine, code=1)
+        img.set_sform(affine, code=1)
+    img.set_data_dtype(data.dtype)
+    img.header.set_slope_inter(1.0, 0.0)
+    img.header.set_intent("label" if is_labels else "none")
+    if is_labels:
+        img.header["cal_min"], img.header["cal_max"] = 0, float(data.max(initial=0))
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
+    return Path(path)
+
+
+def write_nifti_labels(labels: np.ndarray, volume: Volume, path, segments=None) -> list[Path]:
+    """Labels as NIfTI plus a ``<name>.json`` sidecar with value -> name/colour."""
+    segs = make_segments(segments, np.unique(labels))
+    out = write_nifti(labels, volume, path, is_labels=True)
+    side = sidecar_path(out)
+    with atomic_path(side) as tmp:
+        tmp.write_text(json.dumps({"labels": segments_to_json(segs)}, indent=1))
+    return [out, side]
+
+
+def read_nifti_labels(path, volume: Volume) -> Labels:
+    """NIfTI labels onto ``volume``'s grid (reoriented if only axis order/direction differ)."""
+    p = Path(path)
+    img, data = _load(p)
+    arr = onto_grid(data.transpose(2, 1, 0), img.affine @ SWAP_XYZ_ZYX, volume, p)
+    if arr.dtype.kind == "f":
+        if not np.array_equal(arr, np.round(arr)):
+            raise InputError(p, "label values must be whole numbers")
+    if arr.size and (arr.min() < 0 or arr.max() > 65535):
+        raise InputError(p, f"label values must lie in 0..65535, found {arr.min()}..{arr.max()}")
+    arr = arr.astype(np.uint8 if arr.max(initial=0) <= 255 else np.uint16)
+    spec = None
+    side = sidecar_path(p)
+    if side.is_file():
+        try:
+            spec = json.loads(side.read_text()).get("labels")
+        except (ValueError, AttributeError) as exc:
+            raise InputError(side, f"not a readable label sidecar ({exc})") from exc
+    return Labels(arr, make_segments(spec, np.unique(arr)))

@@ -1,0 +1,186 @@
+"""Adapters between napari layers and the core objects: Volume, Prompt, label colours.
+
+Prompt layers (points for clicks, shapes for boxes) get the image's scale and translate,
+so their data coordinates are the image's (z, row, col) pixel coordinates.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.label_list import LabelList
+from ..core.prompts import Prompt
+from ..core.volume import Volume
+
+POSITIVE_COLOR = "#00e05a"
+NEGATIVE_COLOR = "#ff3c3c"
+BOX_COLOR = "#ffd400"
+
+
+def volume_from_layer(layer) -> Volume:
+    """The Volume behind an image layer: its metadata["volume"], else built from data + scale."""
+    vol = layer.metadata.get("volume") if isinstance(layer.metadata, dict) else None
+    if isinstance(vol, Volume):
+        return vol
+    data = np.asarray(layer.data)
+    rgb = bool(getattr(layer, "rgb", False))
+    grid_ndim = data.ndim - (1 if rgb else 0)
+    if rgb and data.shape[-1] == 4:  # drop alpha
+        data = data[..., :3]
+    if grid_ndim not in (2, 3):
+        raise ValueError(
+            f"layer {layer.name!r} has {grid_ndim} spatial dimensions (shape {data.shape}); "
+            "the SAM widget takes 2D images and 3D (z, y, x) volumes"
+        )
+    scale = tuple(float(s) for s in layer.scale[-grid_ndim:])
+    spacing = (1.0, *scale) if grid_ndim == 2 else scale
+    windowed = rgb or data.dtype == np.uint8
+    if grid_ndim == 2:
+        data = data[None]  # one slice: (1, H, W) or (1, H, W, 3)
+    return Volume(
+        array=data,
+        spacing=spacing,
+        modality="OT" if windowed else "CT",
+        windowed=windowed,
+        source=str(getattr(layer, "source", None) and layer.source.path or ""),
+    )
+
+
+def grid_ndim(layer) -> int:
+    """Number of spatial axes of an image layer (2 or 3)."""
+    return layer.ndim  # napari's ndim excludes the RGB channel
+
+
+def labels_key(layer_ndim: int, z: int) -> tuple:
+    """Index of slice z in a label array of that layer's dimensionality."""
+    return (int(z),) if layer_ndim == 3 else ()
+
+
+def current_slice(viewer, layer) -> int:
+    """Index of the slice shown for ``layer`` (0 for 2D images)."""
+    if grid_ndim(layer) == 2:
+        return 0
+    point = np.asarray(viewer.dims.point)[-layer.ndim :]
+    z = layer.world_to_data(point)[0]
+    n = layer.data.shape[0]
+    return int(min(max(round(float(z)), 0), n - 1))
+
+
+def axial_view(viewer, layer) -> bool:
+    """True when the viewer shows the layer's (row, col) plane in 2D (the only supported view)."""
+    if viewer.dims.ndisplay != 2:
+        return False
+    displayed = tuple(viewer.dims.order[-2:])
+    n = viewer.dims.ndim
+    return displayed == (n - 2, n - 1)
+
+
+def geometry_kwargs(layer) -> dict:
+    """The layer's data -> world transform, to give other layers the same voxel grid."""
+    return dict(
+        scale=tuple(layer.scale),
+        translate=tuple(layer.translate),
+        rotate=np.asarray(layer.rotate),
+        shear=np.asarray(layer.shear),
+        affine=np.asarray(layer.affine.affine_matrix),
+    )
+
+
+def make_prompt_layers(viewer, image_layer, name: str):
+    """Add (points, shapes) prompt layers aligned with ``image_layer``."""
+    common = dict(ndim=image_layer.ndim, **geometry_kwargs(image_layer))
+    points = viewer.add_points(
+        np.empty((0, image_layer.ndim)),
+        name=f"{name} clicks",
+        size=max(4.0, 0.02 * max(image_layer.data.shape[-2:]) if not image_layer.rgb else 6.0),
+        face_color=POSITIVE_COLOR,
+        border_color="white",
+        border_width=0.1,
+        features={"positive": np.zeros(0, bool)},
+        **common,
+    )
+    points.feature_defaults = {"positive": True}
+    shapes = viewer.add_shapes(
+        None,
+        name=f"{name} box",
+        edge_color=BOX_COLOR,
+        face_color="transparent",
+        edge_width=max(1.0, 0.005 * max(image_layer.data.shape[-3:-1] if image_layer.rgb else image_layer.data.shape[-2:])),
+        **common,
+    )
+    return points, shapes
+
+
+def _slice_of(coords: np.ndarray, ndim: int) -> np.ndarray:
+    return np.round(coords[:, 0]).astype(int) if ndim == 3 else np.zeros(len(coords), int)
+
+
+def prompt_for_slice(points_layer, shapes_layer, z: int) -> Prompt:
+    """The clicks and the (last) box that lie on slice z, as a Prompt in (row, col) pixels."""
+    pts = np.asarray(points_layer.data, float).reshape(-1, points_layer.ndim)
+    sel = _slice_of(pts, points_layer.ndim) == z
+    positive = np.asarray(points_layer.features.get("positive", np.ones(len(pts), bool)), bool)
+    points = [tuple(p[-2:]) for p in pts[sel]]
+    labels = [int(v) for v in positive[sel]]
+    box = None
+    for shape, kind in zip(reversed(shapes_layer.data), reversed(shapes_layer.shape_type)):
+        verts = np.asarray(shape, float)
+        if kind not in ("rectangle", "polygon") or len(verts) < 2:
+            continue
+        if shapes_layer.ndim == 3 and int(round(verts[0, 0])) != z:
+            continue
+        rc = verts[:, -2:]
+        lo, hi = rc.min(0), rc.max(0)
+        box = (lo[0], lo[1], hi[0], hi[1])
+        break
+    return Prompt(points=points, labels=labels, box=box)
+
+
+def boxes_on_slice(shapes_layer, z: int) -> list[int]:
+    """Indices of the shapes that lie on slice z."""
+    out = []
+    for i, shape in enumerate(shapes_layer.data):
+        if shapes_layer.ndim != 3 or int(round(np.asarray(shape)[0, 0])) == z:
+            out.append(i)
+    return out
+
+
+def points_on_slice(points_layer, z: int) -> np.ndarray:
+    pts = np.asarray(points_layer.data, float).reshape(-1, points_layer.ndim)
+    return np.flatnonzero(_slice_of(pts, points_layer.ndim) == z)
+
+
+def label_colormap(labels: LabelList, alpha: float = 1.0):
+    """A napari DirectLabelColormap with the list's colours (other values in grey)."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors = {0: (0.0, 0.0, 0.0, 0.0), None: (0.6, 0.6, 0.6, alpha)}
+    for spec in labels:
+        colors[spec.value] = spec.rgba(alpha)
+    return DirectLabelColormap(color_dict=colors)
+
+
+SEGMENTS_KEY = "segments"  # the key the readers and writers use: {"1": {"name", "color": [r, g, b]}}
+
+
+def segments_metadata(labels: LabelList) -> dict:
+    return {str(s.value): {"name": s.name, "color": [round(c * 255) for c in s.rgba()[:3]]} for s in labels}
+
+
+def label_list_from_segments(segments: dict) -> LabelList:
+    """A LabelList from a reader's metadata["segments"] (DICOM-SEG or a NIfTI sidecar)."""
+    out = LabelList()
+    for key, item in sorted(segments.items(), key=lambda kv: int(kv[0])):
+        item = item if isinstance(item, dict) else {"name": str(item)}
+        rgb = item.get("color") or (255, 140, 0)
+        out.add(str(item.get("name") or f"label {key}"), "#%02x%02x%02x" % tuple(int(c) for c in rgb[:3]), int(key))
+    return out
+
+
+def attach_label_names(labels_layer, labels: LabelList, volume: Volume | None = None) -> None:
+    """Put names and colours where the writers look for them (metadata["segments"]), keep the
+    source Volume with the labels (the writers take the geometry from it) and colour the layer."""
+    labels_layer.metadata[SEGMENTS_KEY] = segments_metadata(labels)
+    labels_layer.metadata["label_names"] = labels.names()
+    if volume is not None and not isinstance(labels_layer.metadata.get("volume"), Volume):
+        labels_layer.metadata["volume"] = volume
+    labels_layer.colormap = label_colormap(labels)

@@ -1,0 +1,114 @@
+"""npe2 reader: NIfTI files, DICOM folders/files and DICOM-SEG as napari layers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..core.volume import Volume
+from ..io.segments import Labels, segments_to_json
+
+CT_WINDOW = (-160.0, 240.0)  # soft tissue: level 40, width 400
+VOLUME_KEY = "volume"  # layer.metadata[VOLUME_KEY] holds the source Volume (writers need its geometry)
+SEGMENTS_KEY = "segments"  # layer.metadata[SEGMENTS_KEY]: {"1": {"name", "color"}}
+
+
+def napari_get_reader(path):
+    """Return a reader for ``path``, or None when it is not something this plugin opens."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    p = Path(path)
+    name = p.name.lower()
+    if name.endswith((".nii", ".nii.gz")) and p.is_file():
+        return read_image_layers
+    from ..io.dicom import is_dicom_file
+
+    if p.is_dir():
+        return read_image_layers if any(is_dicom_file(f) for f in p.iterdir()) else None
+    return read_dicom_file_layers if is_dicom_file(p) else None
+
+
+def display_transform(volume: Volume) -> dict:
+    """Layer ``scale`` in mm and, for axis-aligned images, an ``affine`` of flips and shifts so that
+    world axes are (inferior->superior, anterior->posterior, right->left): axial slices show
+    the radiological convention, and images from differently oriented files line up."""
+    kwargs = {"scale": tuple(volume.spacing)}
+    direction = volume.affine[:3, :3] / np.asarray(volume.spacing)
+    to_spl = np.array([[0, 0, 1], [0, -1, 0], [-1, 0, 0]], float)  # RAS -> (S, P, L) world axes
+    d = to_spl @ direction
+    if np.allclose(np.abs(d), np.eye(3), atol=1e-4):  # diagonal: flips only, no rotation
+        signs = np.sign(np.diag(d))
+        affine = np.eye(4)
+        affine[:3, :3] = np.diag(signs)
+        affine[:3, 3] = to_spl @ volume.affine[:3, 3]
+        kwargs["affine"] = affine
+    return kwargs
+
+
+def _image_layer(volume: Volume, name: str):
+    kwargs = {"name": name, "metadata": {VOLUME_KEY: volume}, "colormap": "gray", **display_transform(volume)}
+    if volume.modality == "CT" and not volume.windowed:
+        kwargs["contrast_limits"] = CT_WINDOW
+    elif volume.array.size:
+        lo, hi = np.percentile(volume.array, [0.5, 99.5])
+        kwargs["contrast_limits"] = (float(lo), float(hi) if hi > lo else float(lo) + 1)
+    return (volume.array, kwargs, "image")
+
+
+def _name(volume: Volume) -> str:
+    desc = volume.meta.get("dicom", {}).get("SeriesDescription")
+    p = Path(volume.source)
+    return desc or (p.name[:-7] if p.name.endswith(".nii.gz") else p.stem)
+
+
+def read_image_layers(path):
+    """A NIfTI file, or every image series in a DICOM folder (one layer each, named by description)."""
+    from ..io import read_volume
+    from ..io.dicom import list_series
+
+    p = Path(path[0] if isinstance(path, (list, tuple)) else path)
+    if p.is_dir():
+        found = list_series(p)
+        if len(found) > 1:
+            return [_image_layer(v, _name(v)) for v in (read_volume(p, series=s.uid or s.description) for s in found)]
+    vol = read_volume(p)
+    return [_image_layer(vol, _name(vol))]
+
+
+def labels_layers(labels: Labels, volume: Volume, name: str):
+    """One labels layer with named values, or one layer per segment when segments overlap."""
+    base = {"metadata": {VOLUME_KEY: volume}, **display_transform(volume)}
+    if labels.overlapping:
+        return [(mask, {**base, "name": f"{name}: {seg.name}", "metadata": {**base["metadata"],
+                 SEGMENTS_KEY: segments_to_json({1: seg})}, "colormap": {0: "transparent", 1: _rgb(seg.color), None: "transparent"}}, "labels")
+                for mask, seg in zip(labels.array, labels.segments.values())]
+    colors = {v: _rgb(s.color) for v, s in labels.segments.items()}
+    kwargs = {**base, "name": name, "metadata": {**base["metadata"], SEGMENTS_KEY: segments_to_json(labels.segments)},
+              "colormap": {0: "transparent", None: "transparent", **colors},
+              "features": {"index": [0, *labels.segments], "name": ["background", *(s.name for s in labels.segments.values())]}}
+    return [(labels.array, kwargs, "labels")]
+
+
+def _rgb(color) -> tuple:
+    return tuple(c / 255.0 for c in color) + (1.0,)
+
+
+def read_dicom_file_layers(path):
+    """A single DICOM file: a DICOM-SEG becomes labels on its own grid; a multi-frame image opens as
+    a volume; a single slice opens the whole series it belongs to (when the folder holds it)."""
+    from ..io import read_labels, read_volume
+    from ..io.dicom import _read_header, is_seg
+    from ..io.dicom_seg import seg_grid
+
+    p = Path(path[0] if isinstance(path, (list, tuple)) else path)
+    ds = _read_header(p)
+    if is_seg(ds):
+        grid = seg_grid(p)
+        return labels_layers(read_labels(p, grid), grid, p.stem)
+    if int(ds.get("NumberOfFrames", 1) or 1) == 1 and ds.get("SeriesInstanceUID"):
+        vol = read_volume(p.parent, series=str(ds.SeriesInstanceUID))
+    else:
+        vol = read_volume(p)
+    return [_image_layer(vol, _name(vol))]

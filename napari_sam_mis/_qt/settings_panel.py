@@ -1,0 +1,153 @@
+"""The widget's settings: image layer, model (+ checkpoint), device, intensity window, labels layer."""
+from __future__ import annotations
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
+
+from ..core.models import DEFAULT_MODEL, REGISTRY
+from ..core.window import CT_PRESETS, Window
+
+CUSTOM = "custom level/width"
+AUTO = "auto (from the image)"
+
+
+class SettingsPanel(QWidget):
+    """Plain Qt form; emits a signal per setting. Layer combos are filled by the widget."""
+
+    image_changed = Signal()
+    model_changed = Signal()
+    window_changed = Signal()
+    labels_changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.image_combo = QComboBox()
+        self.labels_combo = QComboBox()
+        self.model_combo = QComboBox()
+        for name, spec in REGISTRY.items():
+            self.model_combo.addItem(name)
+            self.model_combo.setItemData(self.model_combo.count() - 1, spec.description)
+        self.model_combo.setCurrentText(DEFAULT_MODEL)
+        self.checkpoint_edit = QLineEdit()
+        self.checkpoint_edit.setPlaceholderText("checkpoint .pth (SAM / MedSAM only)")
+        self.checkpoint_btn = QPushButton("…")
+        self.checkpoint_btn.setMaximumWidth(30)
+        self.checkpoint_btn.clicked.connect(self._browse)
+        ckpt_row = QHBoxLayout()
+        ckpt_row.addWidget(self.checkpoint_edit)
+        ckpt_row.addWidget(self.checkpoint_btn)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
+        self.window_combo = QComboBox()
+        self.window_combo.addItems([AUTO, *CT_PRESETS, CUSTOM])
+        self.level_spin = QDoubleSpinBox()
+        self.width_spin = QDoubleSpinBox()
+        for spin, value in ((self.level_spin, 40.0), (self.width_spin, 400.0)):
+            spin.setRange(-5000, 10000)
+            spin.setDecimals(0)
+            spin.setValue(value)
+            spin.setKeyboardTracking(False)
+        self.width_spin.setMinimum(1)
+        lw_row = QHBoxLayout()
+        lw_row.addWidget(self.level_spin)
+        lw_row.addWidget(self.width_spin)
+        self.level_spin.setPrefix("L ")
+        self.width_spin.setPrefix("W ")
+
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("image", self.image_combo)
+        form.addRow("model", self.model_combo)
+        form.addRow("checkpoint", ckpt_row)
+        form.addRow("device", self.device_combo)
+        form.addRow("window", self.window_combo)
+        form.addRow("level / width", lw_row)
+        form.addRow("labels", self.labels_combo)
+        self._update_enabled()
+
+        self.image_combo.currentIndexChanged.connect(lambda _: self.image_changed.emit())
+        self.labels_combo.currentIndexChanged.connect(lambda _: self.labels_changed.emit())
+        self.model_combo.currentIndexChanged.connect(self._on_model)
+        self.checkpoint_edit.editingFinished.connect(self._on_checkpoint)
+        self.device_combo.currentIndexChanged.connect(lambda _: self.model_changed.emit())
+        self.window_combo.currentIndexChanged.connect(self._on_window)
+        self.level_spin.valueChanged.connect(self._on_level_width)
+        self.width_spin.valueChanged.connect(self._on_level_width)
+        self._last_checkpoint = ""
+
+    # -- values ----------------------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        return self.model_combo.currentText()
+
+    @property
+    def checkpoint(self) -> str | None:
+        return self.checkpoint_edit.text().strip() or None
+
+    @property
+    def device(self) -> str:
+        return self.device_combo.currentText()
+
+    def window(self, volume) -> Window:
+        choice = self.window_combo.currentText()
+        if choice == AUTO:
+            return Window.for_volume(volume)
+        if choice == CUSTOM:
+            return Window("level_width", self.level_spin.value(), self.width_spin.value())
+        return Window.preset(choice)
+
+    def set_window_choice(self, name: str, level: float | None = None, width: float | None = None) -> None:
+        """Select a preset (or CUSTOM with level/width); emits window_changed once."""
+        self.blockSignals(True)
+        try:
+            if level is not None:
+                self.level_spin.setValue(level)
+            if width is not None:
+                self.width_spin.setValue(width)
+            self.window_combo.setCurrentText(name)
+        finally:
+            self.blockSignals(False)
+        self._update_enabled()
+        self.window_changed.emit()
+
+    # -- slots -----------------------------------------------------------------------------
+    def _update_enabled(self) -> None:
+        needs_ckpt = REGISTRY[self.model_name].needs_checkpoint
+        self.checkpoint_edit.setEnabled(needs_ckpt)
+        self.checkpoint_btn.setEnabled(needs_ckpt)
+        custom = self.window_combo.currentText() == CUSTOM
+        self.level_spin.setEnabled(custom)
+        self.width_spin.setEnabled(custom)
+
+    def _on_model(self, _=None) -> None:
+        self._update_enabled()
+        self.model_changed.emit()
+
+    def _on_checkpoint(self) -> None:
+        if self.checkpoint_edit.text() != self._last_checkpoint:
+            self._last_checkpoint = self.checkpoint_edit.text()
+            if REGISTRY[self.model_name].needs_checkpoint:
+                self.model_changed.emit()
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model checkpoint", "", "PyTorch checkpoint (*.pth *.pt);;All files (*)")
+        if path:
+            self.checkpoint_edit.setText(path)
+            self._on_checkpoint()
+
+    def _on_window(self, _=None) -> None:
+        self._update_enabled()
+        self.window_changed.emit()
+
+    def _on_level_width(self, _=None) -> None:
+        if self.window_combo.currentText() == CUSTOM:
+            self.window_changed.emit()

@@ -1,0 +1,98 @@
+"""Export annotated studies as an nnU-Net v2 raw dataset (imagesTr/, labelsTr/, dataset.json)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..core.volume import Volume
+from ..errors import InputError
+from .segments import Labels, make_segments
+
+_CHANNEL = {"CT": "CT", "MR": "MRI"}  # nnU-Net normalises channels named "CT" with CT statistics
+
+
+def _load_case(image, labels, segments) -> tuple[Volume, np.ndarray, dict, str]:
+    from . import check_labels, read_labels, read_volume
+
+    vol = image if isinstance(image, Volume) else read_volume(image)
+    where = str(labels) if isinstance(labels, (str, Path)) else (vol.source or "labels")
+    if vol.is_rgb:
+        raise InputError(vol.source or "image", "RGB images cannot be exported to nnU-Net; use greyscale images")
+    if isinstance(labels, (str, Path)):
+        labels = read_labels(labels, vol)
+    if not isinstance(labels, Labels):
+        labels = Labels(np.asarray(labels))
+    if labels.overlapping:
+        raise InputError(where, "overlapping segments cannot be stored in one nnU-Net label map")
+    arr = check_labels(labels.array, vol, where)
+    values = [int(v) for v in np.unique(arr) if v]
+    if not values:
+        raise InputError(where, "the labels are empty (no labelled voxels); an empty mask is not a training case")
+    names = {v: s.name for v, s in make_segments(segments if segments is not None else labels.segments, values).items()}
+    if len(set(names.values())) != len(names):
+        raise InputError(where, f"two label values share a name ({names}); give each a distinct name")
+    return vol, arr, names, where
+
+
+def export_nnunet_dataset(cases, output_dir, *, dataset_id: int, name: str, segments=None,
+                          overwrite: bool = False) -> Path:
+    """Write ``cases`` (pairs of image and labels: paths, or a Volume and an array/Labels) as
+    ``<output_dir>/DatasetXXX_<name>``; returns that folder.
+
+    Labels are matched across cases by name (from sidecars/DICOM-SEG, or ``segments``, else
+    "label N") and renumbered 1..N consistently. Each case's labels must lie on its image's grid.
+    """
+    from .nifti import write_nifti
+
+    if not (1 <= int(dataset_id) <= 999) or not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+        raise InputError(name, "dataset id must be 1..999 and the name letters, digits, '_' or '-'")
+    loaded = [_load_case(image, labels, segments) for image, labels in cases]
+    if not loaded:
+        raise InputError(output_dir, "no cases to export")
+    modalities = {vol.modality for vol, *_ in loaded}
+    if len(modalities) > 1:
+        raise InputError(output_dir, f"cases mix modalities {sorted(modalities)}; export them as separate datasets")
+    if len({vol.shape[0] == 1 for vol, *_ in loaded}) > 1:
+        raise InputError(output_dir, "cases mix 2D (single-slice) and 3D grids; export them as separate datasets")
+
+    first_value: dict[str, int] = {}
+    for _, _, names, _ in loaded:
+        for value, label_name in names.items():
+            first_value[label_name] = min(value, first_value.get(label_name, value))
+    order = sorted(first_value, key=lambda n: (first_value[n], n))
+    number = {n: i for i, n in enumerate(order, start=1)}
+
+    out = Path(output_dir) / f"Dataset{int(dataset_id):03d}_{name}"
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError(out, "already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=output_dir))
+    try:
+        for i, (vol, arr, names, _) in enumerate(loaded, start=1):
+            case = f"{name}_{i:03d}"
+            lut = np.zeros(256, np.uint8)
+            for value, label_name in names.items():
+                lut[value] = number[label_name]
+            write_nifti(vol.array, vol, tmp / "imagesTr" / f"{case}_0000.nii.gz", is_labels=False)
+            write_nifti(lut[arr], vol, tmp / "labelsTr" / f"{case}.nii.gz", is_labels=True)
+        info = {
+            "name": name,
+            "description": "Exported by napari-sam-mis",
+            "channel_names": {"0": _CHANNEL.get(next(iter(modalities)), "image")},
+            "labels": {"background": 0, **number},
+            "numTraining": len(loaded),
+            "file_ending": ".nii.gz",
+        }
+        (tmp / "dataset.json").write_text(json.dumps(info, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out

@@ -1,0 +1,160 @@
+"""DICOM Segmentation objects (DICOM-SEG) via highdicom: written against the source series, read onto a Volume."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+
+from ..core.volume import Volume
+from ..errors import InputError
+from .atomic import atomic_path
+from .dicom import LPS_TO_RAS
+from .grid import onto_grid
+from .segments import Labels, Segment, make_segments
+
+_REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "SOPInstanceUID")
+
+
+def _source_datasets(volume: Volume, path: Path, new_uids: bool) -> list:
+    datasets = volume.meta.get("dicom_datasets")
+    if not datasets:
+        raise InputError(path, f"a DICOM-SEG must reference DICOM images, but this image came from "
+                               f"{volume.source or 'memory'}; save the labels as .nii.gz instead")
+    missing = sorted({k for ds in datasets for k in _REQUIRED_UIDS if not ds.get(k)})
+    if missing and not new_uids:
+        raise InputError(path, f"the source series has blank {', '.join(missing)} (anonymised), so a DICOM-SEG "
+                               "could not reference it. Save as .nii.gz instead, or pass new_uids=True "
+                               "to write_labels to generate them; the SEG will then refer to UIDs that "
+                               "the source files do not carry")
+    if missing:
+        from pydicom.uid import generate_uid
+
+        fills = {k: generate_uid() for k in _REQUIRED_UIDS[:3]}
+        datasets = [copy.deepcopy(ds) for ds in datasets]
+        for ds in datasets:
+            for k, uid in fills.items():
+                if not ds.get(k):
+                    setattr(ds, k, uid)
+            if not ds.get("SOPInstanceUID"):
+                ds.SOPInstanceUID = generate_uid()
+        volume.meta["dicom_datasets"] = datasets  # later saves reference the same generated UIDs
+        volume.meta["sop_instance_uids"] = [str(ds.SOPInstanceUID) for ds in datasets]
+    if "SpecificCharacterSet" in datasets[0] and not datasets[0].SpecificCharacterSet:
+        datasets = [copy.copy(ds) for ds in datasets]  # a blank value means the default repertoire
+        for ds in datasets:
+            del ds.SpecificCharacterSet
+    return datasets
+
+
+def write_dicom_seg(labels: np.ndarray, volume: Volume, path, segments=None, *,
+                    algorithm_name: str = "napari-sam-mis", new_uids: bool = False) -> Path:
+    """One segment per label value (renumbered 1..N in value order), only frames that contain it."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from .. import __version__
+
+    out = Path(path)
+    sources = _source_datasets(volume, out, new_uids)
+    if len(sources) != labels.shape[0]:
+        raise InputError(out, "DICOM-SEG writing supports single-frame source series only "
+                              f"({len(sources)} source files for {labels.shape[0]} slices)")
+    values = [int(v) for v in np.unique(labels) if v != 0]
+    if not values:
+        raise InputError(out, "the labels are empty (no labelled voxels); nothing to save")
+    segs = make_segments(segments, values)
+    algorithm = hd.AlgorithmIdentificationSequence(name=algorithm_name, family=codes.DCM.ArtificialIntelligence,
+                                                   version=str(__version__))
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=number, segment_label=segs[value].name[:64],
+            segmented_property_category=segs[value].category, segmented_property_type=segs[value].type,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC, algorithm_identification=algorithm,
+            display_color=hd.color.CIELabColor.from_rgb(*segs[value].color),
+        )
+        for number, value in enumerate(values, start=1)
+    ]
+    lut = np.zeros(256, np.uint8)
+    lut[values] = np.arange(1, len(values) + 1)
+    seg = hd.seg.Segmentation(
+        source_images=sources, pixel_array=lut[labels], segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=900,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="napari-sam-mis",
+        manufacturer_model_name=algorithm_name[:64], software_versions=str(__version__), device_serial_number="1",
+        series_description=f"Segmentation ({algorithm_name})"[:64], content_label="SEGMENTATION",
+        content_description=f"Labels made with {algorithm_name}"[:64],
+    )
+    with atomic_path(out) as tmp:
+        seg.save_as(tmp, enforce_file_format=True)
+    return out
+
+
+def _segments_of(seg) -> dict[int, Segment]:
+    import highdicom as hd
+
+    out = {}
+    for item in seg.SegmentSequence:
+        lab = item.get("RecommendedDisplayCIELabValue")
+        color = hd.color.CIELabColor.from_dicom_value(list(lab)).to_rgb() if lab else None
+        number = int(item.SegmentNumber)
+        out[number] = Segment(number, str(item.SegmentLabel), color,
+                              hd.sr.CodedConcept.from_dataset(item.SegmentedPropertyCategoryCodeSequence[0]),
+                              hd.sr.CodedConcept.from_dataset(item.SegmentedPropertyTypeCodeSequence[0]))
+    return out
+
+
+def _read(path: Path):
+    import highdicom as hd
+
+    try:
+        return hd.seg.segread(str(path))
+    except Exception as exc:
+        raise InputError(path, f"not a readable DICOM-SEG ({exc})") from exc
+
+
+def _as_labels(stack: np.ndarray, numbers: list[int], segments: dict) -> Labels:
+    """(z, y, x, n_segments) masks -> a label map, or per-segment masks when segments overlap."""
+    masks = stack > (0.5 if stack.dtype.kind == "f" else 0)
+    if masks.sum(axis=-1).max(initial=0) > 1:
+        return Labels(np.ascontiguousarray(np.moveaxis(masks, -1, 0).astype(np.uint8)), segments)
+    labelmap = np.zeros(masks.shape[:3], np.uint8 if max(numbers) <= 255 else np.uint16)
+    for i, number in enumerate(numbers):
+        labelmap[masks[..., i]] = number
+    return Labels(labelmap, segments)
+
+
+def read_dicom_seg(path, volume: Volume) -> Labels:
+    """A DICOM-SEG onto ``volume``: by referenced instances when it was read from the source series,
+    otherwise by geometry (frame positions)."""
+    p = Path(path)
+    seg = _read(p)
+    segments = _segments_of(seg)
+    numbers = sorted(segments)
+    uids = volume.meta.get("sop_instance_uids") or []
+    referenced = {sop for _, _, sop in seg.get_source_image_uids()}
+    try:
+        if uids and len(uids) == volume.shape[0] and referenced & set(uids):
+            stack = seg.get_pixels_by_source_instance(uids, segment_numbers=numbers, assert_missing_frames_are_empty=True,
+                                                       ignore_spatial_locations=True)
+        else:
+            vol = seg.get_volume(segment_numbers=numbers)
+            stack = onto_grid(np.asarray(vol.array), LPS_TO_RAS @ np.asarray(vol.affine), volume, p, partial=True)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(p, f"cannot place this DICOM-SEG on the image ({exc})") from exc
+    return _as_labels(stack, numbers, segments)
+
+
+def seg_grid(path) -> Volume:
+    """An empty Volume on the DICOM-SEG's own grid, for opening a SEG without its source images."""
+    p = Path(path)
+    try:
+        vol = _read(p).get_volume()
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(p, f"this DICOM-SEG has no regular 3D geometry ({exc})") from exc
+    return Volume(np.zeros(vol.array.shape[:3], np.uint8), spacing=tuple(float(s) for s in vol.spacing),
+                  affine=LPS_TO_RAS @ np.asarray(vol.affine), modality="OT", source=str(p))

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs the whole test suite headless (GUI tests under a virtual X server).
+set -euo pipefail
+cd "$(dirname "$0")"
+bash scripts/setup.sh
+exec xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
