@@ -14,7 +14,8 @@ from .errors import SamMisError
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, choices=list(REGISTRY), help="model name (default: %(default)s)")
-    p.add_argument("--checkpoint", help="checkpoint file for sam_vit_* / medsam_vit_b (never downloaded)")
+    p.add_argument("--checkpoint", help="checkpoint file for sam_vit_* / medsam_vit_b (never downloaded); for "
+                   "litemedsam_clicks: a `finetune` output folder or weights file instead of the shipped one")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     p.add_argument("--window", choices=sorted(CT_PRESETS), help="CT window preset (default: soft tissue for CT)")
     p.add_argument("--level", type=float, help="custom CT window level in HU (with --width)")
@@ -81,7 +82,7 @@ def cmd_segment(args) -> int:
     import numpy as np
 
     from .core.prompts import Prompt
-    from .core.propagate import propagate_both_ways
+    from .core.propagate import propagated_masks
     from .io import read_volume, write_labels
 
     volume = read_volume(args.image)
@@ -98,8 +99,9 @@ def cmd_segment(args) -> int:
         box=tuple(args.box[1:]) if args.box else None,
     )
     session = _session(args, volume)
-    mask = session.decode(z, prompt).mask
-    masks = propagate_both_ways(session, z, mask) if args.propagate else {z: mask}
+    start = session.decode(z, prompt)
+    low, high = args.slices if args.slices else (None, None)
+    masks = propagated_masks(session, z, start, low=low, high=high) if args.propagate else {z: start.mask}
     labels = np.zeros(volume.shape, np.uint8)
     for zz, m in masks.items():
         labels[zz][m] = args.label
@@ -122,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="Dice of simulated prompts against ground truth")
     p.add_argument("image", help="NIfTI, DICOM folder, CVPR24 .npz (imgs/gts) or 2D PNG")
     p.add_argument("labels", nargs="?", help="ground truth (NIfTI, .npz, PNG mask); default: the image's npz")
-    p.add_argument("--prompt", default="box", choices=PROMPT_KINDS)
+    p.add_argument("--prompt", default="box", choices=PROMPT_KINDS,
+                   help="simulated prompt; clicks3 = one click + two corrective clicks (interactive protocol)")
     p.add_argument("--mode", default="2d", choices=MODES, help="2d: every slice prompted; 3d: middle slice + propagation")
     p.add_argument("--json", help="also write the result JSON to this file")
     _add_model_args(p)
@@ -139,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--point", nargs="+", action="append", metavar="Z ROW COL [LABEL]",
                    help="a click on slice Z; LABEL 1 positive (default) or 0 negative; repeatable")
     p.add_argument("--propagate", action="store_true", help="carry the mask to the neighbouring slices until it ends")
+    p.add_argument("--slices", nargs=2, type=int, metavar=("FROM", "TO"),
+                   help="with --propagate: stay within slices FROM..TO (inclusive)")
     p.add_argument("--out", required=True, help="output labels (.nii.gz, or .dcm for DICOM-SEG of a DICOM series)")
     p.add_argument("--label", type=int, default=1, help="label value to write (default 1)")
     p.add_argument("--name", default="segment", help="label name for the sidecar / SEG (default: segment)")
@@ -155,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register(sub)
+    from ._cli_embed import register as register_embed
+
+    register_embed(sub)
+    from ._cli_finetune import register as register_finetune
+
+    register_finetune(sub)
+    from ._cli_bench import register as register_bench
+
+    register_bench(sub)
     return parser
 
 

@@ -235,10 +235,10 @@ def test_missing_checkpoint_is_reported(make_napari_viewer, qtbot, spleen):
     qtbot.waitUntil(lambda: "needs a checkpoint" in widget.status.text(), timeout=30_000)
     assert widget.session is None
 
-    # only the axial view (axis 0 sliced) is supported yet: rolling the dims warns, prompts wait
-    viewer.dims.order = (1, 0, 2)
+    # prompts work in 2D views (any axis, see test_widget_axis.py); a 3D view warns, prompts wait
+    viewer.dims.ndisplay = 3
     assert widget._axis_warned
-    viewer.dims.order = (0, 1, 2)
+    viewer.dims.ndisplay = 2
     assert not widget._axis_warned
 
 

@@ -50,28 +50,32 @@ def grid_ndim(layer) -> int:
     return layer.ndim  # napari's ndim excludes the RGB channel
 
 
-def labels_key(layer_ndim: int, z: int) -> tuple:
-    """Index of slice z in a label array of that layer's dimensionality."""
-    return (int(z),) if layer_ndim == 3 else ()
+def labels_key(layer_ndim: int, z: int, axis: int = 0) -> tuple:
+    """Index of slice z along ``axis`` in a label array of that layer's dimensionality."""
+    return (slice(None),) * axis + (int(z),) if layer_ndim == 3 else ()
 
 
-def current_slice(viewer, layer) -> int:
-    """Index of the slice shown for ``layer`` (0 for 2D images)."""
+def current_slice(viewer, layer, axis: int = 0) -> int:
+    """Index along ``axis`` of the slice shown for ``layer`` (0 for 2D images)."""
     if grid_ndim(layer) == 2:
         return 0
     point = np.asarray(viewer.dims.point)[-layer.ndim :]
-    z = layer.world_to_data(point)[0]
-    n = layer.data.shape[0]
+    z = layer.world_to_data(point)[axis]
+    n = layer.data.shape[axis]
     return int(min(max(round(float(z)), 0), n - 1))
 
 
-def axial_view(viewer, layer) -> bool:
-    """True when the viewer shows the layer's (row, col) plane in 2D (the only supported view)."""
+def sliced_axis(viewer, layer) -> int | None:
+    """The layer's array axis that napari slices in a 2D view (0 axial, 1 coronal, 2 sagittal for
+    (z, y, x)); 0 for 2D images; None in a 3D view or when a displayed axis is not the layer's."""
+    if grid_ndim(layer) == 2:
+        return 0
     if viewer.dims.ndisplay != 2:
-        return False
-    displayed = tuple(viewer.dims.order[-2:])
-    n = viewer.dims.ndim
-    return displayed == (n - 2, n - 1)
+        return None
+    offset = viewer.dims.ndim - layer.ndim  # the layer's axes are the viewer's last ones
+    displayed = {int(a) - offset for a in viewer.dims.order[-2:]}
+    rest = {0, 1, 2} - displayed
+    return rest.pop() if len(rest) == 1 else None
 
 
 def geometry_kwargs(layer) -> dict:
@@ -110,43 +114,48 @@ def make_prompt_layers(viewer, image_layer, name: str):
     return points, shapes
 
 
-def _slice_of(coords: np.ndarray, ndim: int) -> np.ndarray:
-    return np.round(coords[:, 0]).astype(int) if ndim == 3 else np.zeros(len(coords), int)
+def _slice_of(coords: np.ndarray, ndim: int, axis: int = 0) -> np.ndarray:
+    return np.round(coords[:, axis]).astype(int) if ndim == 3 else np.zeros(len(coords), int)
 
 
-def prompt_for_slice(points_layer, shapes_layer, z: int) -> Prompt:
-    """The clicks and the (last) box that lie on slice z, as a Prompt in (row, col) pixels."""
+def _in_plane(coords: np.ndarray, ndim: int, axis: int = 0) -> np.ndarray:
+    """(row, col) of each position on a slice along ``axis``: the two other array axes, in order."""
+    return np.delete(coords, axis, axis=1) if ndim == 3 else coords[:, -2:]
+
+
+def prompt_for_slice(points_layer, shapes_layer, z: int, axis: int = 0) -> Prompt:
+    """The clicks and the (last) box on slice z along ``axis``, as a Prompt in (row, col) pixels."""
     pts = np.asarray(points_layer.data, float).reshape(-1, points_layer.ndim)
-    sel = _slice_of(pts, points_layer.ndim) == z
+    sel = _slice_of(pts, points_layer.ndim, axis) == z
     positive = np.asarray(points_layer.features.get("positive", np.ones(len(pts), bool)), bool)
-    points = [tuple(p[-2:]) for p in pts[sel]]
+    points = [tuple(p) for p in _in_plane(pts[sel], points_layer.ndim, axis)]
     labels = [int(v) for v in positive[sel]]
     box = None
     for shape, kind in zip(reversed(shapes_layer.data), reversed(shapes_layer.shape_type)):
         verts = np.asarray(shape, float)
         if kind not in ("rectangle", "polygon") or len(verts) < 2:
             continue
-        if shapes_layer.ndim == 3 and int(round(verts[0, 0])) != z:
+        if shapes_layer.ndim == 3 and int(round(verts[0, axis])) != z:
             continue
-        rc = verts[:, -2:]
+        rc = _in_plane(verts, shapes_layer.ndim, axis)
         lo, hi = rc.min(0), rc.max(0)
         box = (lo[0], lo[1], hi[0], hi[1])
         break
     return Prompt(points=points, labels=labels, box=box)
 
 
-def boxes_on_slice(shapes_layer, z: int) -> list[int]:
-    """Indices of the shapes that lie on slice z."""
+def boxes_on_slice(shapes_layer, z: int, axis: int = 0) -> list[int]:
+    """Indices of the shapes that lie on slice z along ``axis``."""
     out = []
     for i, shape in enumerate(shapes_layer.data):
-        if shapes_layer.ndim != 3 or int(round(np.asarray(shape)[0, 0])) == z:
+        if shapes_layer.ndim != 3 or int(round(np.asarray(shape)[0, axis])) == z:
             out.append(i)
     return out
 
 
-def points_on_slice(points_layer, z: int) -> np.ndarray:
+def points_on_slice(points_layer, z: int, axis: int = 0) -> np.ndarray:
     pts = np.asarray(points_layer.data, float).reshape(-1, points_layer.ndim)
-    return np.flatnonzero(_slice_of(pts, points_layer.ndim) == z)
+    return np.flatnonzero(_slice_of(pts, points_layer.ndim, axis) == z)
 
 
 def label_colormap(labels: LabelList, alpha: float = 1.0):

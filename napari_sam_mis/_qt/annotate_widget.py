@@ -9,6 +9,7 @@ to the front of the embedding queue and is decoded when it arrives.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -25,11 +26,13 @@ from qtpy.QtWidgets import (
 )
 
 from .._napari import layers as L
+from ..core.embedding_store import default_cache_dir
 from ..core.history import CommitHistory, commit_mask
 from ..core.label_list import LabelList
 from ..core.session import AnnotationSession
 from .embedding_worker import EmbeddingPlan, embedding_worker, load_engine_worker, preload_modules
 from .label_list_widget import LabelListWidget
+from .propagation_panel import PropagationPanel
 from .settings_panel import SettingsPanel
 
 SHORTCUTS = (
@@ -58,7 +61,10 @@ class AnnotateWidget(QWidget):
         self.label_list = LabelList.builtin()
         self._pending: set[int] = set()  # slices with a prompt waiting for their embedding
         self._axis_warned = False
+        self.axis = 0  # the array axis napari slices: 0 axial, 1 coronal, 2 sagittal
+        self._sessions: dict[int, AnnotationSession] = {}  # one per axis, same image/model/window
         self.last_score = None
+        self._last_clicks: dict = {}  # (session id, z) -> (points, labels, low-res logits) last decoded
         self.last_decode_time = 0.0
         self._decode_timer = QTimer(self)
         self._decode_timer.setSingleShot(True)
@@ -136,6 +142,10 @@ class AnnotateWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(labels_box)
         layout.addWidget(prompt_box)
+        self.propagation = PropagationPanel(self)
+        volume_box = QGroupBox("Volume: propagation and key slices")
+        QVBoxLayout(volume_box).addWidget(self.propagation)
+        layout.addWidget(volume_box)
         layout.addStretch(1)
 
         self.settings.image_changed.connect(self._on_image_changed)
@@ -207,7 +217,9 @@ class AnnotateWidget(QWidget):
     # ------------------------------------------------------------------- image / model --
     def _teardown(self) -> None:
         self._stop_worker()
+        self.propagation.reset()
         self.session = None
+        self._sessions.clear()
         self._pending.clear()
         old = self._own_layers()
         self.points_layer = self.shapes_layer = self.preview_layer = None
@@ -254,6 +266,7 @@ class AnnotateWidget(QWidget):
         else:
             self._on_labels_layer_changed()
         self._apply_contrast()
+        self.axis = L.sliced_axis(self.viewer, layer) or 0
         self.plan = EmbeddingPlan(center=self.current_z())
         self.activate_box_tool()
         self._ensure_engine()
@@ -338,19 +351,22 @@ class AnnotateWidget(QWidget):
     def _on_model_changed(self) -> None:
         self._stop_worker()
         self.session = None
+        self._sessions.clear()
         self._ensure_engine()
 
     def _start_session(self) -> None:
         self._stop_worker()
+        self._sessions.clear()
         try:
             window = self.settings.window(self.volume)
-            self.session = AnnotationSession(self.volume, self.engine, window)
-        except ValueError as exc:
+            self.session = self._sessions[self.axis] = self._new_session(window)
+        except (ValueError, OSError) as exc:
             show_error(f"SAM: {exc}")
             return
         self.plan.batch_size = 1 if self.engine.device.type == "cpu" else 8
-        self.progress.setMaximum(self.volume.n_slices)
-        self.progress.setValue(0)
+        self.propagation.set_range(self.session.n_slices)
+        self.progress.setMaximum(self.session.n_slices)
+        self.progress.setValue(self.session.n_embedded)
         self._mark_prompted_pending()
         self.start_embedding(background=True)
 
@@ -365,8 +381,9 @@ class AnnotateWidget(QWidget):
         if window.key() == self.session.window.key():
             return
         self.session.set_window(window)
+        self._sessions = {self.axis: self.session}  # sessions of other axes are rebuilt with this window
         self._apply_contrast()
-        self.progress.setValue(0)
+        self.progress.setValue(self.session.n_embedded)
         show_info(f"SAM: window {window.key()}: embeddings are recomputed")
         self._mark_prompted_pending()
         self.start_embedding(background=True)
@@ -407,7 +424,7 @@ class AnnotateWidget(QWidget):
         self._stop_worker()
         if self.session is not None:
             self.progress.setValue(self.session.n_embedded)
-            self.status.setText(f"embeddings cancelled ({self.session.n_embedded}/{self.volume.n_slices} ready)")
+            self.status.setText(f"embeddings cancelled ({self.session.n_embedded}/{self.session.n_slices} ready)")
 
     def _stop_worker(self) -> None:
         if self.worker is not None:
@@ -433,7 +450,7 @@ class AnnotateWidget(QWidget):
                 self.plan.prioritize(z)
             self.start_embedding(background=False)
             return
-        n, total = self.session.n_embedded, self.volume.n_slices
+        n, total = self.session.n_embedded, self.session.n_slices
         if n == total:
             msg = f"{self.engine.name} on {self.engine.device}: embeddings ready ({n}/{total} slices)"
             self.status.setText(msg)
@@ -443,24 +460,61 @@ class AnnotateWidget(QWidget):
         if self.points_layer is None:
             return
         z = self.current_z()
-        if not L.prompt_for_slice(self.points_layer, self.shapes_layer, z).is_empty:
+        if not L.prompt_for_slice(self.points_layer, self.shapes_layer, z, self.axis).is_empty:
             self._pending.add(z)
             self.plan.prioritize(z)
 
     # ------------------------------------------------------------------------- prompts --
     def current_z(self) -> int:
-        return L.current_slice(self.viewer, self.image_layer) if self.image_layer is not None else 0
+        """Index of the slice shown, along the sliced axis ``self.axis``."""
+        return L.current_slice(self.viewer, self.image_layer, self.axis) if self.image_layer is not None else 0
 
     def _on_step(self, event=None) -> None:
         if self.image_layer is None:
             return
-        if self.is3d and not L.axial_view(self.viewer, self.image_layer):
+        axis = L.sliced_axis(self.viewer, self.image_layer)
+        if axis is None:
             if not self._axis_warned:
-                show_warning("SAM: only the default axial view (axis 0 sliced, 2D display) is supported yet")
+                show_warning("SAM: prompts work in 2D views (axial, coronal or sagittal), not in 3D")
                 self._axis_warned = True
             return
         self._axis_warned = False
+        if axis != self.axis:
+            self._switch_axis(axis)
         self.plan.set_center(self.current_z())
+
+    def _switch_axis(self, axis: int) -> None:
+        """napari now slices another axis: annotate with (and embed for) that axis' session."""
+        self._stop_worker()
+        self.axis = axis
+        self._pending.clear()
+        self.plan = EmbeddingPlan(center=self.current_z(), batch_size=self.plan.batch_size)
+        if self.preview_layer is not None:  # previews belong to prompts of the previous plane
+            self.preview_layer.data[...] = 0
+            self.preview_layer.refresh()
+        if self.engine is None or self.session is None:
+            return  # the session is made once the model is loaded
+        session = self._sessions.get(axis)
+        if session is None:
+            try:
+                session = self._sessions[axis] = self._new_session(self.session.window)
+            except (ValueError, OSError) as exc:
+                show_error(f"SAM: {exc}")
+                return
+        self.session = session
+        self.propagation.reset(session.n_slices)  # locks and range belong to one axis
+        self.progress.setMaximum(session.n_slices)
+        self.progress.setValue(session.n_embedded)
+        self._mark_prompted_pending()
+        self.start_embedding(background=True)
+
+    def _new_session(self, window) -> AnnotationSession:
+        """A session along ``self.axis``; embeddings also go to the disk cache (float16, resumable)."""
+        try:
+            return AnnotationSession(self.volume, self.engine, window, axis=self.axis, cache_dir=default_cache_dir())
+        except OSError as exc:  # e.g. a read-only home: work without the disk cache
+            show_warning(f"SAM: embedding cache unavailable ({exc}); embeddings are kept in memory only")
+            return AnnotationSession(self.volume, self.engine, window, axis=self.axis)
 
     def _on_points_press(self, layer, event) -> None:
         negative = self.negative_check.isChecked() != ("Control" in event.modifiers)
@@ -493,7 +547,7 @@ class AnnotateWidget(QWidget):
         layer = self.shapes_layer
         if layer is None:
             return
-        idx = L.boxes_on_slice(layer, self.current_z())
+        idx = L.boxes_on_slice(layer, self.current_z(), self.axis)
         if len(idx) > 1:
             layer.selected_data = set(idx[:-1])
             layer.remove_selected()
@@ -502,10 +556,10 @@ class AnnotateWidget(QWidget):
         """Decode the prompts of the slice shown and show the preview (or queue the slice)."""
         if self.image_layer is None or self.points_layer is None:
             return
-        if self.is3d and not L.axial_view(self.viewer, self.image_layer):
+        if self.is3d and L.sliced_axis(self.viewer, self.image_layer) != self.axis:
             return
         z = self.current_z()
-        prompt = L.prompt_for_slice(self.points_layer, self.shapes_layer, z)
+        prompt = L.prompt_for_slice(self.points_layer, self.shapes_layer, z, self.axis)
         if prompt.is_empty:
             self._set_preview(z, None)
             return
@@ -518,14 +572,19 @@ class AnnotateWidget(QWidget):
             self.status.setText(f"computing the embedding of slice {z} first…")
             self.start_embedding(background=False)
             return
+        key, last = (id(self.session), z), self._last_clicks.get((id(self.session), z))
+        if (last is not None and prompt.box is None and len(prompt.points) == len(last[0]) + 1
+                and np.allclose(prompt.points[:-1], last[0]) and list(prompt.labels[:-1]) == last[1]):
+            prompt = replace(prompt, mask_logits=last[2])  # a follow-up click refines the last mask
         result = self.session.decode(z, prompt)
+        self._last_clicks[key] = ([tuple(p) for p in prompt.points], list(prompt.labels), result.low_res_logits)
         self.last_score = result.score
         self._set_preview(z, result.mask)
         self.last_decode_time = time.perf_counter()
 
     def _preview_plane(self, z: int) -> np.ndarray:
         data = self.preview_layer.data
-        return data[z] if self.is3d else data
+        return data[L.labels_key(3, z, self.axis)] if self.is3d else data
 
     def _set_preview(self, z: int, mask) -> None:
         if self.preview_layer is None:
@@ -542,11 +601,11 @@ class AnnotateWidget(QWidget):
             return
         z = self.current_z()
         self._pending.discard(z)
-        idx = L.points_on_slice(self.points_layer, z)
+        idx = L.points_on_slice(self.points_layer, z, self.axis)
         if len(idx):
             self.points_layer.selected_data = set(int(i) for i in idx)
             self.points_layer.remove_selected()
-        idx = L.boxes_on_slice(self.shapes_layer, z)
+        idx = L.boxes_on_slice(self.shapes_layer, z, self.axis)
         if idx:
             self.shapes_layer.selected_data = set(idx)
             self.shapes_layer.remove_selected()
@@ -586,7 +645,7 @@ class AnnotateWidget(QWidget):
         if value is None:
             show_warning("SAM: add or select a label first")
             return
-        result = commit_mask(labels.data, L.labels_key(labels.ndim, z), mask, value, self.overwrite_check.isChecked())
+        result = commit_mask(labels.data, L.labels_key(labels.ndim, z, self.axis), mask, value, self.overwrite_check.isChecked())
         if result.commit is not None:
             self.history.push(result.commit)
             labels.refresh()
@@ -595,6 +654,7 @@ class AnnotateWidget(QWidget):
                 f"SAM: {result.skipped} voxels already hold another label and were kept "
                 "(tick 'overwrite other labels' to replace them)"
             )
+        self.propagation.on_slice_committed(z)
         self.clear_prompts()
 
     def _undo_redo(self, redo: bool) -> None:

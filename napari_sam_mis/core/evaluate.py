@@ -4,7 +4,10 @@
 Prompts are simulated from each label's ground truth: ``box`` is the tight bounding box of the
 slice's ground truth; ``point`` the interior point farthest from the boundary; ``points5`` five
 positive points spread inside the object; ``points5+5`` adds five negative points spread in a
-band around it; ``box+point`` is the box plus the farthest interior point.
+band around it; ``box+point`` is the box plus the farthest interior point. ``clicks3`` is the
+standard interactive protocol: the ``point`` click, then two corrective clicks, each at the
+interior point of the largest error region (positive on a missed region, negative on an extra
+one) with the previous low-res logits fed back.
 """
 from __future__ import annotations
 
@@ -15,9 +18,10 @@ import numpy as np
 from scipy import ndimage
 
 from .prompts import NEGATIVE, POSITIVE, Prompt
-from .propagate import mask_box, propagate_both_ways
+from .propagate import mask_box, propagated_masks
 
-PROMPT_KINDS = ("box", "point", "points5", "points5+5", "box+point")
+PROMPT_KINDS = ("box", "point", "points5", "points5+5", "box+point", "clicks3")
+CORRECTIVE_CLICKS = {"clicks3": 2}  # prompt kind -> corrective clicks after the first click
 MODES = ("2d", "3d")
 NEGATIVE_BAND_PX = 10  # negatives are placed within this many pixels outside the object
 
@@ -70,13 +74,42 @@ def simulate_prompt(mask: np.ndarray, kind: str) -> Prompt:
     mask = mask.astype(bool)
     if kind == "box":
         return Prompt(box=mask_box(mask))
-    if kind == "point":
+    if kind in ("point", *CORRECTIVE_CLICKS):
         return Prompt(points=[farthest_interior_point(mask)], labels=[POSITIVE])
     if kind == "box+point":
         return Prompt(points=[farthest_interior_point(mask)], labels=[POSITIVE], box=mask_box(mask))
     pos = spread_points(mask, 5)
     neg = spread_points(negative_band(mask), 5) if kind == "points5+5" else []
     return Prompt(points=pos + neg, labels=[POSITIVE] * len(pos) + [NEGATIVE] * len(neg))
+
+
+def corrective_click(pred: np.ndarray, gt: np.ndarray):
+    """The next click of the interactive protocol: ((row, col), label) at the interior point of
+    the largest error region, POSITIVE if it was missed, NEGATIVE if it is extra; None if no error."""
+    best = None
+    for region, label in ((gt & ~pred, POSITIVE), (pred & ~gt, NEGATIVE)):
+        lab, n = ndimage.label(region)
+        if n:
+            sizes = ndimage.sum(region, lab, range(1, n + 1))
+            i = int(np.argmax(sizes))
+            if best is None or sizes[i] > best[0]:
+                best = (sizes[i], lab == i + 1, label)
+    return None if best is None else (farthest_interior_point(best[1]), best[2])
+
+
+def decode_simulated(session, z: int, gt: np.ndarray, kind: str):
+    """Decode slice z with the simulated prompt ``kind`` (and its corrective clicks, if any)."""
+    gt = gt.astype(bool)
+    prompt = simulate_prompt(gt, kind)
+    result = session.decode(z, prompt)
+    for _ in range(CORRECTIVE_CLICKS.get(kind, 0)):
+        click = corrective_click(result.mask, gt)
+        if click is None:
+            break
+        prompt = Prompt(points=[*prompt.points, click[0]], labels=[*prompt.labels, click[1]],
+                        mask_logits=result.low_res_logits)
+        result = session.decode(z, prompt)
+    return result
 
 
 def middle_slice(zs: np.ndarray) -> int:
@@ -91,13 +124,14 @@ def segment_label(session, gt: np.ndarray, prompt: str, mode: str) -> np.ndarray
     zs = np.flatnonzero(gt.reshape(gt.shape[0], -1).any(axis=1))
     if mode == "2d":
         for z in zs:
-            pred[z] = session.decode(int(z), simulate_prompt(gt[z], prompt)).mask
+            pred[z] = decode_simulated(session, int(z), gt[z], prompt).mask
         return pred
     if mode != "3d":
         raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+    # like the recipe's 3D box prompt: the middle slice's prompt and the object's slice range
     z0 = middle_slice(zs)
-    start = session.decode(z0, simulate_prompt(gt[z0], prompt)).mask
-    for z, mask in propagate_both_ways(session, z0, start).items():
+    start = decode_simulated(session, z0, gt[z0], prompt)
+    for z, mask in propagated_masks(session, z0, start, low=int(zs.min()), high=int(zs.max())).items():
         pred[z] = mask
     return pred
 

