@@ -46,6 +46,18 @@ SHORTCUTS = (
 TOOLTIP = "SAM annotation. Shortcuts (with a prompt layer selected):\n" + "\n".join(f"  {k}: {v}" for k, v in SHORTCUTS)
 
 
+def _refill_combo(combo, names: list[str]) -> str:
+    """Replace a combo box's items without emitting signals, keeping its choice; returns that choice."""
+    current = combo.currentText()
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(names)
+    if current in names:
+        combo.setCurrentText(current)
+    combo.blockSignals(False)
+    return current
+
+
 class AnnotateWidget(QWidget):
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
@@ -168,14 +180,7 @@ class AnnotateWidget(QWidget):
 
         own = self._own_layers()
         images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, nl.Image)]
-        combo = self.settings.image_combo
-        current = combo.currentText()
-        combo.blockSignals(True)
-        combo.clear()
-        combo.addItems(images)
-        if current in images:
-            combo.setCurrentText(current)
-        combo.blockSignals(False)
+        current = _refill_combo(self.settings.image_combo, images)
         if not current and images:
             self._on_image_changed()
         grid = self._grid_shape()
@@ -184,14 +189,7 @@ class AnnotateWidget(QWidget):
             for lyr in self.viewer.layers
             if isinstance(lyr, nl.Labels) and lyr not in own and "sam_mis_role" not in lyr.metadata and grid is not None and tuple(lyr.data.shape) == grid
         ]
-        lcombo = self.settings.labels_combo
-        current = lcombo.currentText()
-        lcombo.blockSignals(True)
-        lcombo.clear()
-        lcombo.addItems(labels)
-        if current in labels:
-            lcombo.setCurrentText(current)
-        lcombo.blockSignals(False)
+        _refill_combo(self.settings.labels_combo, labels)
         if self.labels_layer is not None and self.labels_layer.name not in labels:
             self._on_labels_layer_changed()
 

@@ -1,0 +1,80 @@
+"""Screenshots for the docs: the widget docked beside the spleen CT with a box prompt and its mask,
+then the volume propagated from that box. Run under a (virtual) display:
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/take_screenshots.py [OUT_DIR]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SPLEEN = ROOT.parent / "shared" / "data" / "msd_spleen_crop"
+Z = 15  # the slice with the largest spleen cross-section
+
+
+def wait(app, condition, timeout_s: float = 300.0) -> None:
+    import time
+
+    end = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the widget did not get there in time")
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def close_toasts(viewer) -> None:
+    """Close notification pop-ups so they don't cover the canvas."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()
+
+
+def main(out_dir: Path) -> None:
+    from napari_sam_mis._qt.torch_guard import import_torch_early
+
+    import_torch_early()
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+    from napari_sam_mis.io import read_volume
+
+    vol = read_volume(SPLEEN / "spleen2_ct.nii.gz")
+    gt = read_volume(SPLEEN / "spleen2_label.nii.gz").array > 0
+    viewer = napari.Viewer(title="napari-sam-mis")
+    viewer.window._qt_window.resize(1500, 950)
+    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name="spleen2_ct")
+    viewer.dims.set_current_step(0, Z)
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    app = QApplication.instance()
+    wait(app, lambda: widget.session is not None and widget.session.has_embedding(Z))
+    widget.labels_widget.select_value(widget.label_list.by_name("spleen").value)
+
+    rr, cc = np.nonzero(gt[Z])
+    r0, c0, r1, c1 = rr.min() - 3, cc.min() - 3, rr.max() + 3, cc.max() + 3
+    corners = [[Z, r0, c0], [Z, r0, c1], [Z, r1, c1], [Z, r1, c0]]
+    widget.shapes_layer.add_rectangles(np.array([corners], float))
+    wait(app, lambda: widget.preview_layer.data[Z].any())
+    viewer.reset_view()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    close_toasts(viewer)
+    viewer.screenshot(str(out_dir / "widget_box_prompt.png"), canvas_only=False)
+
+    widget.commit()
+    panel = widget.propagation
+    panel.propagate(direction=0)
+    wait(app, lambda: not panel.is_running and panel.previewed, timeout_s=900)
+    viewer.dims.set_current_step(0, Z - 6)
+    close_toasts(viewer)
+    viewer.screenshot(str(out_dir / "widget_propagated.png"), canvas_only=False)
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "images")
