@@ -1,4 +1,4 @@
-"""The ``napari-sam-mis`` command: eval, segment, view (and export-dataset from the I/O layer)."""
+"""The ``napari-sam-mis`` command: eval, segment, view, embed, export-dataset, finetune, bench."""
 from __future__ import annotations
 
 import argparse
@@ -154,21 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="NIfTI file or DICOM folder; default: the synthetic abdominal CT")
     p.set_defaults(func=cmd_view)
 
-    try:
-        from ._cli_export import register
-    except ImportError:
-        pass
-    else:
-        register(sub)
-    from ._cli_embed import register as register_embed
+    from . import _cli_bench, _cli_embed, _cli_export, _cli_finetune
 
-    register_embed(sub)
-    from ._cli_finetune import register as register_finetune
-
-    register_finetune(sub)
-    from ._cli_bench import register as register_bench
-
-    register_bench(sub)
+    for module in (_cli_embed, _cli_export, _cli_finetune, _cli_bench):
+        module.register(sub)
     return parser
 
 
