@@ -78,8 +78,8 @@ def main(argv=None) -> int:
             if time.perf_counter() - t0 > 30:
                 raise TimeoutError("mask not shown within 30 s")
 
-    results: dict[str, list[float]] = {"box": [], "click (box + point)": []}
-    decoded: list[float] = []  # prompt -> preview data updated (decode + layer refresh), both kinds
+    results: dict[str, list[float]] = {"box": [], "click (box + point)": [], "lone click": []}
+    decoded: list[float] = []  # prompt -> preview data updated (decode + layer refresh), all kinds
     for _ in range(args.n):
         widget.clear_prompts()
         for _ in range(5):
@@ -97,6 +97,15 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         widget.points_layer.add(np.array([[z, cy + rng.uniform(-hh, hh) / 2, cx + rng.uniform(-hw, hw) / 2]]))
         results["click (box + point)"].append(wait_shown(t0))
+
+        widget.clear_prompts()  # a lone click: the candidate-box path of core/clicks.py
+        for _ in range(5):
+            app.processEvents()
+        widget.points_layer.feature_defaults = {"positive": True}
+        draws.clear()
+        t0 = time.perf_counter()
+        widget.points_layer.add(np.array([[z, cy, cx]]))
+        results["lone click"].append(wait_shown(t0))
 
     import torch
 

@@ -34,15 +34,19 @@ CASES = {
 
 
 def count_decoder_calls(engine) -> list:
-    """Wrap engine.decode_raw to record the batch size of every call."""
+    """Wrap engine.decode_raw and engine.decode_candidates to record the prompts of every call."""
     calls = []
-    raw = engine.decode_raw
+    raw, candidates = engine.decode_raw, engine.decode_candidates
 
-    def counted(features, coords=None, labels=None, boxes=None, mask_logits=None, multimask=False):
+    def counted_raw(features, coords=None, labels=None, boxes=None, mask_logits=None, multimask=False):
         calls.append(len(boxes) if boxes is not None else len(coords))
         return raw(features, coords, labels, boxes, mask_logits, multimask)
 
-    engine.decode_raw = counted
+    def counted_candidates(features, boxes):
+        calls.append(len(boxes))
+        return candidates(features, boxes)
+
+    engine.decode_raw, engine.decode_candidates = counted_raw, counted_candidates
     return calls
 
 
@@ -63,7 +67,7 @@ def time_case(engine, image, labels, runs: int) -> dict:
             t0 = time.perf_counter()
             session.decode(z, prompt)
             times[name].append(time.perf_counter() - t0)
-    del engine.decode_raw  # back to the class method
+    del engine.decode_raw, engine.decode_candidates  # back to the class methods
     box_ms, click_ms = (1000 * float(np.median(times[k])) for k in ("box", "click"))
     return {"slice": z, "shape": list(gt.shape[1:]), "runs": runs, "box_ms": box_ms, "click_ms": click_ms,
             "ratio": click_ms / box_ms, "decoder_calls_per_box": n_box, "candidates_per_click": n_click}

@@ -1,5 +1,6 @@
 """The fast CPU paths give the same masks as the eager fp32 model; backends, caches, priority, CUDA."""
 import copy
+import math
 import threading
 import time
 
@@ -11,6 +12,7 @@ from napari_sam_mis.core.decode import decode
 from napari_sam_mis.core.engine import (
     BACKEND_ENV, DECODE_THREADS_ENV, DecodePriority, SamEngine, default_decode_threads, resolve_backend,
 )
+from napari_sam_mis.core.fast_decoder import OUTSIDE_LOGIT
 from napari_sam_mis.core.evaluate import dice, farthest_interior_point, simulate_prompt
 from napari_sam_mis.core.models import get_spec
 from napari_sam_mis.core.prompts import Prompt
@@ -128,6 +130,8 @@ def test_backend_override_env_and_fallback(lite_engine, monkeypatch):
 
 
 def test_decode_threads_setting_is_restored(lite_engine, eager_and_fast, monkeypatch):
+    monkeypatch.delenv(DECODE_THREADS_ENV, raising=False)
+    assert default_decode_threads() is None  # torch's default: a background encode pauses meanwhile
     monkeypatch.setenv(DECODE_THREADS_ENV, "1")
     assert default_decode_threads() == 1
     monkeypatch.setenv(DECODE_THREADS_ENV, "zero")
@@ -163,10 +167,37 @@ def test_non_tinyvit_model_keeps_its_encoder_and_gets_the_fast_decoder():
     assert fast.encoder_path == "eager" and fast._fast_decoder is not None
     feats = torch.randn(1, 256, 64, 64) * 0.5
     coords, labels = torch.tensor([[[300.0, 400.0], [600.0, 500.0]]]), torch.tensor([[1, 0]])
-    for kw in ({"coords": coords, "labels": labels, "multimask": True}, {"boxes": torch.tensor([[100.0, 150.0, 700.0, 800.0]])}):
+    for kw in ({"coords": coords, "labels": labels, "multimask": True}, {"boxes": torch.tensor([[300.0, 350.0, 500.0, 560.0]])}):
         la, ia = eager.decode_raw(feats, **kw)
         lb, ib = fast.decode_raw(feats, **kw)
+        if "boxes" in kw:  # logits only around the box (1024 frame: 16 px per cell, 4 logits per cell)
+            r0, r1, c0, c1 = fast._fast_decoder.region(kw["boxes"])
+            assert (r0, c0) > (0, 0) and (r1, c1) < (64, 64)
+            inside = (slice(None), slice(None), slice(4 * r0, 4 * r1), slice(4 * c0, 4 * c1))
+            la, lb = la[inside], lb[inside]
         assert torch.allclose(la, lb, atol=1e-3) and torch.allclose(ia, ib, atol=1e-4)
+
+
+def test_box_logits_are_computed_around_the_box_only(eager_and_fast):
+    eager, fast, e_emb, _ = eager_and_fast
+    box = torch.tensor([[100.0, 110.0, 140.0, 150.0]])  # model frame (256): cells 25..37
+    la, _ = eager.decode_raw(e_emb.features, boxes=box)
+    lb, _ = fast.decode_raw(e_emb.features, boxes=box)
+    r0, r1, c0, c1 = fast._fast_decoder.region(box)
+    assert (r0, r1, c0, c1) == (math.floor(27.5 - 4.5), math.ceil(37.5 + 4.5), math.floor(25 - 4.5), math.ceil(35 + 4.5))
+    inside = torch.zeros(256, 256, dtype=torch.bool)
+    inside[4 * r0 : 4 * r1, 4 * c0 : 4 * c1] = True
+    assert torch.allclose(la[0, 0][inside], lb[0, 0][inside], atol=1e-3)
+    assert (lb[0, 0][~inside] == OUTSIDE_LOGIT).all()
+    assert (la[0, 0][~inside] < 0).all(), "the full decode has no mask out there either"
+    # candidate boxes one at a time give the same logits and scores as one batched call
+    boxes = torch.cat([box, torch.tensor([[10.0, 10.0, 90.0, 120.0]])])
+    lc, ic = fast.decode_candidates(e_emb.features, boxes)
+    lr, ir = fast.decode_raw(e_emb.features, boxes=boxes)
+    assert torch.allclose(ic, ir, atol=1e-5)
+    for i in range(2):
+        r0, r1, c0, c1 = fast._fast_decoder.region(boxes[i : i + 1])
+        assert torch.allclose(lc[i, :, 4 * r0 : 4 * r1, 4 * c0 : 4 * c1], lr[i, :, 4 * r0 : 4 * r1, 4 * c0 : 4 * c1], atol=1e-4)
 
 
 def test_decode_goes_before_background_encoding():

@@ -20,6 +20,10 @@ from napari_sam_mis._qt.torch_guard import import_torch_early  # noqa: E402
 
 import_torch_early()  # before any viewer creates a GL context (see torch_guard)
 
+from napari.utils.colormaps.standardize_color import transform_color  # noqa: E402
+
+from napari_sam_mis._napari.layers import NEGATIVE_COLOR  # noqa: E402
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPLEEN = DATA / "msd_spleen_crop"
 Z = 15  # the slice with the largest spleen cross-section
@@ -110,6 +114,7 @@ def test_box_commit_dice_undo_redo(make_napari_viewer, qtbot, spleen, tmp_path):
     widget.points_layer.add(np.array([[Z, (r0 + r1) / 2, (c0 + c1) / 2]]))
     widget.negative_check.setChecked(False)
     assert widget.points_layer.features["positive"].tolist() == [False]
+    assert np.allclose(widget.points_layer.face_color[0], transform_color(NEGATIVE_COLOR)[0]), "negative clicks show red"
     draw_box(widget, Z, (r0 - 10, c0 - 10, r1 + 10, c1 + 10))
     qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)
     widget.commit_btn.click()

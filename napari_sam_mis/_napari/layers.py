@@ -96,10 +96,11 @@ def make_prompt_layers(viewer, image_layer, name: str):
         np.empty((0, image_layer.ndim)),
         name=f"{name} clicks",
         size=max(4.0, 0.02 * max(image_layer.data.shape[-2:]) if not image_layer.rgb else 6.0),
-        face_color=POSITIVE_COLOR,
+        features={"positive": np.zeros(0, bool)},
+        face_color="positive",  # each new point takes its colour from its feature, no recolouring
+        face_color_cycle={"colormap": {True: POSITIVE_COLOR, False: NEGATIVE_COLOR}, "fallback_color": POSITIVE_COLOR},
         border_color="white",
         border_width=0.1,
-        features={"positive": np.zeros(0, bool)},
         **common,
     )
     points.feature_defaults = {"positive": True}

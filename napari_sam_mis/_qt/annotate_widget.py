@@ -78,10 +78,6 @@ class AnnotateWidget(QWidget):
         self.last_score = None
         self._last_clicks: dict = {}  # (session id, z) -> (points, labels, low-res logits) last decoded
         self.last_decode_time = 0.0
-        self._decode_timer = QTimer(self)
-        self._decode_timer.setSingleShot(True)
-        self._decode_timer.setInterval(0)
-        self._decode_timer.timeout.connect(self.decode_current)
         self.setToolTip(TOOLTIP)
         self._build_ui()
         self._connect_viewer()
@@ -526,12 +522,7 @@ class AnnotateWidget(QWidget):
         action = str(getattr(event, "action", "added"))
         if action.lower().endswith("ing"):  # "adding", "removing", "changing": wait for the result
             return
-        layer = self.points_layer
-        if len(layer.data):
-            positive = np.asarray(layer.features["positive"], bool)
-            colors = np.where(positive[:, None], np.array([L.POSITIVE_COLOR]), np.array([L.NEGATIVE_COLOR]))
-            layer.face_color = list(colors[:, 0])
-        self._decode_timer.start()
+        self.decode_current()  # now, not after the next redraw: the mask is drawn with the click
 
     def _on_shapes_data(self, event) -> None:
         action = str(getattr(event, "action", "added")).lower()
@@ -539,7 +530,7 @@ class AnnotateWidget(QWidget):
             return
         if action.endswith("added"):  # one box per slice: the newest replaces the others
             QTimer.singleShot(0, self._drop_old_boxes)
-        self._decode_timer.start()
+        self.decode_current()
 
     def _drop_old_boxes(self) -> None:
         layer = self.shapes_layer

@@ -95,19 +95,19 @@ def resolve_backend(backend: str | None, device) -> str:
 
 
 def default_decode_threads() -> int | None:
-    """Intra-op threads for CPU decoding: $NAPARI_SAM_MIS_DECODE_THREADS, else 1 on a machine
-    with at most 2 cores (the decoder's many small operations lose more to a second, often
-    busy, core than they gain; see docs/performance.md), else torch's default (None)."""
+    """Intra-op threads for CPU decoding: $NAPARI_SAM_MIS_DECODE_THREADS, else torch's default
+    (None). A background encode pauses between its short steps while a decode runs
+    (``DecodePriority``), so the decoder can use every core."""
     value = os.environ.get(DECODE_THREADS_ENV)
-    if value:
-        try:
-            n = int(value)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise ModelError(f"{DECODE_THREADS_ENV}={value!r} must be a positive integer")
-        return n
-    return 1 if (os.cpu_count() or 1) <= 2 else None
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ModelError(f"{DECODE_THREADS_ENV}={value!r} must be a positive integer")
+    return n
 
 
 @contextmanager
@@ -333,6 +333,15 @@ class SamEngine:
                     dense_prompt_embeddings=dense,
                     multimask_output=multimask,
                 )
+
+    def decode_candidates(self, features, boxes):
+        """Candidate boxes (K, 4) on one slice -> (low-res logits (K, 1, 256, 256), iou (K, 1)), for
+        choosing among them: on the CPU fast path one box at a time (``FastMaskDecoder.box_candidates``),
+        otherwise one batched call."""
+        if self._fast_decoder is None or self.device.type != "cpu" or features.shape[0] != 1:
+            return self.decode_raw(features, boxes=boxes)
+        with self.priority.decoding(), _intra_op_threads(self.decode_threads):
+            return self._fast_decoder.box_candidates(features, boxes)
 
     def upscale(self, low_res, geom: SliceGeometry):
         """Low-res logits (B, C, 256, 256) -> logits at the slice's original size (B, C, H, W)."""

@@ -8,9 +8,12 @@ The original runs four 4096-token projections per attention layer for every prom
   ``softmax(q Wk (x + pe)^T)`` is computed as ``(q Wk) (x + pe)^T`` and ``A (x Wv^T)`` as
   ``(A x) Wv^T`` (rows of A sum to 1), so a 4096 x 256 x 128 product becomes 4096 x 256 x 8n
   with n ~ 7 prompt tokens; biases that only shift a softmax row are dropped;
-- the transposed convolutions are matrix products on token-major data, and only the mask
-  tokens that are returned are multiplied out to 256 x 256 logits.
-Equal to the original up to float rounding (re-association), see tests/test_performance.py.
+- residual additions ride in the products (baddbmm), and each layer adds the positional
+  encoding to the image tokens once: on a CPU these 4096 x 256 passes cost as much as the products;
+- the transposed convolutions are matrix products on token-major data, only the mask tokens that
+  are returned are multiplied out to 256 x 256 logits, and for a box prompt only around the box.
+Equal to the original up to float rounding (re-association) in the logits it computes, see
+tests/test_performance.py.
 """
 from __future__ import annotations
 
@@ -23,6 +26,11 @@ import torch
 import torch.nn.functional as F
 
 _gelu_ = torch.ops.aten.gelu_
+# A box prompt's logits are computed over its box plus this many grid cells (and a quarter of the
+# box side) on every side, and set to OUTSIDE_LOGIT beyond: the upscaling is per pixel, so inside
+# they are the full decode's, and a box-prompted mask does not reach that far past its box.
+MARGIN_CELLS = 2.0
+OUTSIDE_LOGIT = -20.0
 
 
 class _Heads:
@@ -73,8 +81,9 @@ class _Heads:
         out = ax @ wv.transpose(-1, -2) + self.v_b.view(self.h, 1, self.dh)  # rows of a sum to 1
         return F.linear(out.transpose(1, 2).reshape(b, n, -1), self.o_w, self.o_b)
 
-    def image_to_token(self, keys_pe, q_tok, v_tok, q_proj=None):
-        """Image tokens (B|1, 4096, C) attend to prompt tokens (B, n, C); returns (B, 4096, C)."""
+    def image_to_token(self, keys_pe, q_tok, v_tok, q_proj=None, residual=None):
+        """Image tokens (B|1, 4096, C) attend to prompt tokens (B, n, C); returns (B, 4096, C), plus
+        ``residual`` (B|1, 4096, C) if given."""
         b, n, _ = q_tok.shape
         k = self.split(F.linear(q_tok, self.k_w, self.k_b))  # (B, h, n, dh)
         v = self.split(F.linear(v_tok, self.v_w, self.v_b))
@@ -92,8 +101,12 @@ class _Heads:
         a = torch.softmax(scores, dim=2).view(b, self.h * n, -1)  # (B, h*n, 4096)
         # out_proj(concat_h a_h v_h) = sum_h a_h (v_h Wo_h^T): one (4096 x h*n) @ (h*n x C) product
         wo = self.o_w.view(-1, self.h, self.dh).permute(1, 2, 0)  # (h, dh, C)
-        u = (v @ wo).reshape(b, self.h * n, -1)  # (B, h*n, C)
-        return torch.baddbmm(self.o_b.expand(b, 1, -1), a.transpose(1, 2), u)
+        # each head's weights over the n tokens sum to 1, so the h heads' sum to h: adding bo / h
+        # to every row of u adds bo to every output row
+        u = (v @ wo).reshape(b, self.h * n, -1) + self.o_b / self.h  # (B, h*n, C)
+        if residual is None:
+            return torch.bmm(a.transpose(1, 2), u)
+        return torch.baddbmm(residual.expand(b, -1, -1), a.transpose(1, 2), u)
 
 
 class FastMaskDecoder:
@@ -175,11 +188,37 @@ class FastMaskDecoder:
                 feats = features.expand(b, -1, -1, -1) if features.shape[0] == 1 else features
                 keys0 = (feats + dense).flatten(2).transpose(1, 2)  # (B, 4096, C)
                 k0 = v0 = q0 = None  # per-prompt image tokens: the re-associated path below
-            md = self.md
-            out_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight], dim=0)
-            tokens = torch.cat([out_tokens.expand(b, -1, -1), sparse], dim=1)  # (B, n, C)
-            queries, keys = self._transformer(tokens, keys0, (k0, v0, q0))
-            return self._masks(queries, keys, multimask)
+            queries, keys = self._transformer(self._tokens(sparse), keys0, (k0, v0, q0))
+            region = self.region(boxes, coords) if boxes is not None and b == 1 else None
+            return self._masks(queries, keys, multimask, region)
+
+    def box_candidates(self, features, boxes):
+        """Candidate boxes (K, 4) on one slice (1, C, 64, 64), each decoded on its own (on a CPU, K
+        single decodes beat one batch of K: the (K, 4096, C) per-prompt image tensors no longer
+        fit the cache), logits only around each box (``region``). -> (K, 1, 256, 256), (K, 1)."""
+        low, iou = [], []
+        for box in boxes:
+            m, s = self(features, boxes=box[None])
+            low.append(m)
+            iou.append(s)
+        return torch.cat(low), torch.cat(iou)
+
+    def region(self, box, coords=None):
+        """Grid cells (row0, row1, col0, col1) whose logits are computed for a box prompt (1, 4)
+        (and its points (1, N, 2)): their extent plus ``MARGIN_CELLS`` and a quarter of each side."""
+        gh, gw = self.grid
+        cell = self.pe.input_image_size[0] / gh
+        xy = box.reshape(-1, 2) if coords is None else torch.cat([box.reshape(-1, 2), coords.reshape(-1, 2)])
+        (x0, y0), (x1, y1) = (xy.amin(0) / cell).tolist(), (xy.amax(0) / cell).tolist()
+        mr, mc = MARGIN_CELLS + (y1 - y0) / 4, MARGIN_CELLS + (x1 - x0) / 4
+        return (max(0, math.floor(y0 - mr)), min(gh, math.ceil(y1 + mr)),
+                max(0, math.floor(x0 - mc)), min(gw, math.ceil(x1 + mc)))
+
+    def _tokens(self, sparse):
+        """Output tokens (IoU, masks) followed by the prompt tokens: (B, n, C)."""
+        md = self.md
+        out_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight], dim=0)
+        return torch.cat([out_tokens.expand(sparse.shape[0], -1, -1), sparse], dim=1)
 
     def _transformer(self, tokens, keys, first_layer):
         pe = self.pe_tokens
@@ -193,27 +232,32 @@ class FastMaskDecoder:
             queries = layer.norm1(queries)
             q = queries + tokens
             cached = i == 0 and first_layer[0] is not None
+            keys_pe = None if cached else keys + pe  # one pass, shared by both cross-attentions
             if cached:
                 attn = t2i.token_to_image(q, None, None, first_layer[0], first_layer[1])
             else:
-                attn = t2i.token_to_image(q, keys + pe, keys)
+                attn = t2i.token_to_image(q, keys_pe, keys)
             queries = layer.norm2(queries + attn)
             queries = layer.norm3(queries + layer.mlp(queries))
             q = queries + tokens
-            if cached:
-                attn = i2t.image_to_token(None, q, queries, q_proj=first_layer[2])
-            else:
-                attn = i2t.image_to_token(keys + pe, q, queries)
-            keys = layer.norm4(keys + attn)  # (B, 4096, C)
+            # keys + attention in one product (the residual rides in baddbmm), then norm4
+            keys = layer.norm4(i2t.image_to_token(keys_pe, q, queries, q_proj=first_layer[2] if cached else None,
+                                                  residual=keys))  # (B, 4096, C)
         q = queries + tokens
         attn = self.final.token_to_image(q, keys + pe, keys)
         queries = self.norm_final(queries + attn)
         return queries, keys
 
-    def _masks(self, queries, keys, multimask: bool):
+    def _masks(self, queries, keys, multimask: bool, region=None):
+        """Low-res logits and predicted IoU; with ``region`` (row0, row1, col0, col1) in grid cells,
+        logits only inside it and ``OUTSIDE_LOGIT`` elsewhere."""
         md = self.md
         b = queries.shape[0]
         gh, gw = self.grid
+        if region is not None:
+            top, bottom, left, right = region
+            keys = keys.view(b, gh, gw, -1)[:, top:bottom, left:right].reshape(b, (bottom - top) * (right - left), -1)
+            gh, gw = bottom - top, right - left
         picks = list(range(1, md.num_mask_tokens)) if multimask else [0]
         iou = md.iou_prediction_head(queries[:, 0])[:, picks]
         hyper = torch.stack([md.output_hypernetworks_mlps[i](queries[:, 1 + i]) for i in picks], dim=1)  # (B, k, C/8)
@@ -229,4 +273,8 @@ class FastMaskDecoder:
         k = len(picks)
         m = (z @ hyper.transpose(1, 2)).view(b, gh, gw, 2, 2, 2, 2, k)
         m = m.permute(0, 7, 1, 3, 5, 2, 4, 6).reshape(b, k, 4 * gh, 4 * gw)
+        if region is not None:
+            full = m.new_full((b, k, 4 * self.grid[0], 4 * self.grid[1]), OUTSIDE_LOGIT)
+            full[:, :, 4 * top : 4 * bottom, 4 * left : 4 * right] = m
+            m = full
         return m, iou

@@ -8,7 +8,8 @@ Same arithmetic as the original module, laid out for the CPU:
 - the qkv and output projections skip the zero padding that window partition adds: a padded
   token is LayerNorm(0) = beta, so its qkv is one constant vector, and padded outputs are cut
   before the output projection;
-- the full-resolution first stage runs in bands of rows, so its activations stay in cache.
+- the full-resolution first stage runs in bands of rows, so its activations stay in cache, and
+  every block yields (``between``) after each band, so a waiting decoder never waits long.
 Built from a loaded ``TinyViT``; the original module is left untouched.
 """
 from __future__ import annotations
@@ -191,14 +192,21 @@ class _TinyViTBlock(nn.Module):
         return self.fc2(_gelu_(self.fc1(self.mlp_norm(x)))).add_(x)
 
     def forward(self, x, between=None):
-        x = x + self.attn(x)
-        x = self.local_conv(x)
-        n = x.shape[1]
-        if n <= 2 * BAND_ROWS:
-            return self._mlp(x)
-        out = torch.empty_like(x)  # large grids: the MLP row by row band (its hidden layer is 4x wider)
-        for r0, r1 in _bands(n, 2 * BAND_ROWS):
+        """In row bands (windows never straddle one) with ``between()`` after each, so that no step
+        takes long; the MLP's bands also keep its 4x wider hidden layer in cache."""
+        step = between or (lambda: None)
+        n, ws = x.shape[1], self.attn.window
+        rows = ws * max(1, BAND_ROWS // ws)
+        attn = torch.empty_like(x)
+        for r0, r1 in _bands(n, rows):
+            attn[:, r0:r1] = self.attn(x[:, r0:r1])
+            step()
+        x = self.local_conv(attn.add_(x))
+        step()
+        out = torch.empty_like(x)
+        for r0, r1 in _bands(n, BAND_ROWS):
             out[:, r0:r1] = self._mlp(x[:, r0:r1])
+            step()
         return out
 
 
