@@ -1,5 +1,5 @@
 """Screenshots for the docs: the widget docked beside the spleen CT with a box prompt and its mask,
-then the volume propagated from that box. Run under a (virtual) display:
+the committed slice, one click on another slice, then the volume propagated from the box. Run under a (virtual) display:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/take_screenshots.py [OUT_DIR]
 """
@@ -42,6 +42,7 @@ def main(out_dir: Path) -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+    from napari_sam_mis.core.evaluate import farthest_interior_point
     from napari_sam_mis.io import read_volume
 
     vol = read_volume(SPLEEN / "spleen2_ct.nii.gz")
@@ -54,6 +55,7 @@ def main(out_dir: Path) -> None:
     viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
     app = QApplication.instance()
     wait(app, lambda: widget.session is not None and widget.session.has_embedding(Z))
+    wait(app, lambda: widget.worker is None)  # every slice embedded: the status line says so
     widget.labels_widget.select_value(widget.label_list.by_name("spleen").value)
 
     rr, cc = np.nonzero(gt[Z])
@@ -67,6 +69,20 @@ def main(out_dir: Path) -> None:
     viewer.screenshot(str(out_dir / "widget_box_prompt.png"), canvas_only=False)
 
     widget.commit()
+    close_toasts(viewer)
+    viewer.screenshot(str(out_dir / "widget_committed.png"), canvas_only=False)
+
+    # one click on another slice: the click path of core/clicks.py
+    zc = Z + 3
+    viewer.dims.set_current_step(0, zc)
+    wait(app, lambda: widget.session.has_embedding(zc))
+    widget.points_layer.add(np.array([[zc, *farthest_interior_point(gt[zc])]], float))
+    wait(app, lambda: widget.preview_layer.data[zc].any())
+    close_toasts(viewer)
+    viewer.screenshot(str(out_dir / "widget_click.png"), canvas_only=False)
+    widget.clear_prompts()
+    viewer.dims.set_current_step(0, Z)
+
     panel = widget.propagation
     panel.propagate(direction=0)
     wait(app, lambda: not panel.is_running and panel.previewed, timeout_s=900)

@@ -17,3 +17,20 @@ def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real test data missing: {path.name}")
     return path
+
+
+def tiny_sam(decoder_depth: int = 1):
+    """A small randomly initialised SAM (real segment_anything modules) for the 1024-input path."""
+    from functools import partial
+
+    import torch
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    torch.manual_seed(0)
+    enc = ImageEncoderViT(img_size=1024, patch_size=16, embed_dim=32, depth=1, num_heads=1, out_chans=256,
+                          norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), window_size=14, global_attn_indexes=())
+    pe = PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16)
+    transformer = TwoWayTransformer(depth=decoder_depth, embedding_dim=256, mlp_dim=64, num_heads=2)
+    dec = MaskDecoder(num_multimask_outputs=3, transformer=transformer, transformer_dim=256, iou_head_depth=1,
+                      iou_head_hidden_dim=32)
+    return Sam(enc, pe, dec).eval()

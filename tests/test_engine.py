@@ -12,7 +12,7 @@ from napari_sam_mis.core.prompts import Prompt, to_model_frame
 from napari_sam_mis.core.window import Window, apply_window
 from napari_sam_mis.io.nifti import read_nifti
 
-from .helpers import SPLEEN_CT, SPLEEN_LABEL, need
+from .helpers import SPLEEN_CT, SPLEEN_LABEL, need, tiny_sam
 
 
 @pytest.fixture(scope="module")
@@ -107,24 +107,9 @@ def test_coordinates_follow_napari_row_col(lite_engine, spleen_slice):
     np.testing.assert_allclose(coords, [[150.0, 20.0]])
 
 
-def _tiny_sam():
-    """A small randomly initialised SAM (real segment_anything modules) for the 1024-input path."""
-    from functools import partial
-
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
-
-    torch.manual_seed(0)
-    enc = ImageEncoderViT(img_size=1024, patch_size=16, embed_dim=32, depth=1, num_heads=1, out_chans=256,
-                          norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), window_size=14, global_attn_indexes=())
-    pe = PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16)
-    dec = MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(depth=1, embedding_dim=256, mlp_dim=64, num_heads=2),
-                      transformer_dim=256, iou_head_depth=1, iou_head_hidden_dim=32)
-    return Sam(enc, pe, dec).eval()
-
-
 @pytest.mark.parametrize("name", ["sam_vit_b", "medsam_vit_b"])
 def test_sam_family_paths_with_a_tiny_model(name):
-    engine = SamEngine(_tiny_sam(), get_spec(name), torch.device("cpu"), weights_path=None)
+    engine = SamEngine(tiny_sam(), get_spec(name), torch.device("cpu"), weights_path=None)
     img = (np.arange(120 * 200) % 255).reshape(120, 200).astype(np.float32)
     x, geom = engine.preprocess(img)
     assert x.shape == (3, 1024, 1024)

@@ -20,7 +20,7 @@ from napari_sam_mis.core.window import Window, apply_window
 from napari_sam_mis.errors import ModelError
 from napari_sam_mis.io.nifti import read_nifti
 
-from .helpers import SPLEEN_CT, SPLEEN_LABEL, need
+from .helpers import SPLEEN_CT, SPLEEN_LABEL, need, tiny_sam
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -151,17 +151,7 @@ def test_decode_threads_setting_is_restored(lite_engine, eager_and_fast, monkeyp
 
 
 def test_non_tinyvit_model_keeps_its_encoder_and_gets_the_fast_decoder():
-    from functools import partial
-
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
-
-    torch.manual_seed(0)
-    enc = ImageEncoderViT(img_size=1024, patch_size=16, embed_dim=32, depth=1, num_heads=1, out_chans=256,
-                          norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), window_size=14, global_attn_indexes=())
-    pe = PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16)
-    dec = MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=64, num_heads=2),
-                      transformer_dim=256, iou_head_depth=1, iou_head_hidden_dim=32)
-    sam = Sam(enc, pe, dec).eval()
+    sam = tiny_sam(decoder_depth=2)  # two layers: the fast decoder's first-layer cache and the rest
     fast = SamEngine(sam, get_spec("sam_vit_b"), torch.device("cpu"), None, backend="fast")
     eager = SamEngine(sam, get_spec("sam_vit_b"), torch.device("cpu"), None, backend="eager")
     assert fast.encoder_path == "eager" and fast._fast_decoder is not None
