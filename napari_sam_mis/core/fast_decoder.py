@@ -81,9 +81,9 @@ class _Heads:
         out = ax @ wv.transpose(-1, -2) + self.v_b.view(self.h, 1, self.dh)  # rows of a sum to 1
         return F.linear(out.transpose(1, 2).reshape(b, n, -1), self.o_w, self.o_b)
 
-    def image_to_token(self, keys_pe, q_tok, v_tok, q_proj=None, residual=None):
+    def image_to_token(self, keys_pe, q_tok, v_tok, q_proj=None, residual=None, in_place=False):
         """Image tokens (B|1, 4096, C) attend to prompt tokens (B, n, C); returns (B, 4096, C), plus
-        ``residual`` (B|1, 4096, C) if given."""
+        ``residual`` (B|1, 4096, C) if given, accumulated into it if ``in_place`` (no copy)."""
         b, n, _ = q_tok.shape
         k = self.split(F.linear(q_tok, self.k_w, self.k_b))  # (B, h, n, dh)
         v = self.split(F.linear(v_tok, self.v_w, self.v_b))
@@ -106,6 +106,8 @@ class _Heads:
         u = (v @ wo).reshape(b, self.h * n, -1) + self.o_b / self.h  # (B, h*n, C)
         if residual is None:
             return torch.bmm(a.transpose(1, 2), u)
+        if in_place:
+            return residual.baddbmm_(a.transpose(1, 2), u)
         return torch.baddbmm(residual.expand(b, -1, -1), a.transpose(1, 2), u)
 
 
@@ -241,8 +243,9 @@ class FastMaskDecoder:
             queries = layer.norm3(queries + layer.mlp(queries))
             q = queries + tokens
             # keys + attention in one product (the residual rides in baddbmm), then norm4
+            # (after the first layer, keys are this call's own: accumulate into them)
             keys = layer.norm4(i2t.image_to_token(keys_pe, q, queries, q_proj=first_layer[2] if cached else None,
-                                                  residual=keys))  # (B, 4096, C)
+                                                  residual=keys, in_place=i > 0))  # (B, 4096, C)
         q = queries + tokens
         attn = self.final.token_to_image(q, keys + pe, keys)
         queries = self.norm_final(queries + attn)
