@@ -101,8 +101,8 @@ def test_resume_refuses_another_recipe(tiny_set, lite_engine, tmp_path):
 
 def test_shipped_click_model_segments_spleen_from_one_click(lite_engine):
     """One click in the middle of the spleen through the plain decoder path: the click-trained
-    decoder answers with part of the organ, the box-trained LiteMedSAM decoder with nothing.
-    (The shipped weights are short-trained; see models/MODEL_CARD.md for the measured Dice.)"""
+    decoder answers with much of the organ, the box-trained LiteMedSAM decoder with nothing.
+    (See models/MODEL_CARD.md for the measured Dice.)"""
     from napari_sam_mis.core.decode import decode
     from napari_sam_mis.core.engine import SamEngine
     from napari_sam_mis.core.evaluate import dice, simulate_prompt
@@ -118,7 +118,7 @@ def test_shipped_click_model_segments_spleen_from_one_click(lite_engine):
     tuned_dice = dice(decode(SamEngine.load("litemedsam_clicks", device="cpu"), emb, prompt).mask, gt[z])
     plain_dice = dice(decode(lite_engine, emb, prompt).mask, gt[z])
     assert plain_dice < 0.02, plain_dice  # the box-trained decoder draws (almost) nothing for a lone click
-    assert tuned_dice > max(0.06, plain_dice + 0.05), (tuned_dice, plain_dice)
+    assert tuned_dice > 0.4, (tuned_dice, plain_dice)  # 0.54 with the shipped weights
 
 
 def test_broken_or_mismatched_weights_give_clear_errors(tmp_path):

@@ -30,7 +30,7 @@ from .prompts import NEGATIVE, POSITIVE, Prompt, to_model_frame
 SMOOTH_SIGMA_PX = 1.0  # display slice smoothing before region growing
 HINTS = ((20.0, 1.1), (10.0, 1.3))  # (intensity tolerance in display units, box scale factor)
 CONTEXT_SQUARES_MM = (60.0,)  # side of the context box centred on the first click
-MAX_CANDIDATES = 3  # boxes decoded per click (each about 0.6 box decodes: see FastMaskDecoder.box_candidates)
+MAX_CANDIDATES = 3  # boxes decoded per click, each costing about one box decode (docs/clicks.md)
 BOX_PAD_PX = 2.0  # added on every side of a candidate box
 CLICK_MARGIN_PX = 4.0  # how far a box reaches past a positive click / stops before a negative one
 BORDER_RUN = 0.3  # mask covering more than this share of a box side: the box cut the object

@@ -316,6 +316,8 @@ class SamEngine:
 
         coords (B, N, 2) in model-input (x, y) pixels, labels (B, N) with 1 positive / 0 negative,
         boxes (B, 4) x0 y0 x1 y1, mask_logits (B, 1, 256, 256). Returns (B, C, 256, 256), (B, C).
+        On the fast path a single box prompt's logits are computed only around the box
+        (``FastMaskDecoder.region``) and are -20 beyond.
         """
         import torch
 
