@@ -1,5 +1,6 @@
 """Screenshots for the docs: the widget docked beside the spleen CT with a box prompt and its mask,
-the committed slice, one click on another slice, then the volume propagated from the box. Run under a (virtual) display:
+the committed slice, one click on another slice, then the volume propagated from the box.
+Run under a (virtual) display:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/take_screenshots.py [OUT_DIR]
 """
