@@ -10,7 +10,7 @@ box prompts the model understands:
    clicks outside it (tightly and with the click's region hint), or cut on each side to put a
    negative click inside it outside. Every box is then made to hold all positive clicks and,
    where it can, to leave out the negative ones.
-2. One batched decoder call for all candidates (``SamEngine.decode_raw``).
+2. One decoder call for all candidates (``decode.decode_boxes``).
 3. Selection: predicted IoU + share of positive clicks inside - share of negative clicks inside
    + agreement with the other candidates (mean mask IoU) - a penalty when the mask runs along its
    box border (the box cut the object).
@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .decode import DecodeResult
+from .decode import DecodeResult, decode_boxes
 from .engine import SamEngine, SliceEmbedding
-from .prompts import NEGATIVE, POSITIVE, Prompt, to_model_frame
+from .prompts import NEGATIVE, POSITIVE, Prompt
 
 SMOOTH_SIGMA_PX = 1.0  # display slice smoothing before region growing
 HINTS = ((20.0, 1.1), (10.0, 1.3))  # (intensity tolerance in display units, box scale factor)
@@ -316,15 +316,12 @@ def decode_clicks(engine: SamEngine, emb: SliceEmbedding, display: np.ndarray, p
         with torch.inference_mode():
             previous = (engine.upscale(logits.to(engine.device), emb.geometry)[0, 0] > 0).cpu().numpy()
     boxes = candidate_boxes(hints, positives, negatives, previous, spacing_rc)
-    frame = frame or (lambda p: p)
-    model_boxes = np.stack([to_model_frame(frame(Prompt(box=b)), emb.geometry.scale)[2] for b in boxes])
-    low_res, iou = engine.decode_candidates(emb.features, torch.from_numpy(model_boxes).to(engine.device))
-    with torch.inference_mode():
-        masks = (engine.upscale(low_res, emb.geometry)[:, 0] > 0).cpu().numpy()
-    ious = iou[:, 0].float().cpu().numpy()
+    decoded = decode_boxes(engine, emb, boxes, frame)
+    masks = np.stack([r.mask for r in decoded])
+    ious = np.array([r.score for r in decoded])
     edited = np.stack([apply_clicks(m, hints, positives, negatives) for m in masks])
     expected = None if previous is None or not previous.any() else apply_clicks(previous, hints, positives, negatives)
     best = int(np.argmax(candidate_scores(masks, edited, ious, boxes, positives, negatives, expected)))
     mask = edited[best]
-    logits = _edit_logits(low_res[best].float().cpu().numpy(), masks[best], mask, emb.geometry)
+    logits = _edit_logits(decoded[best].low_res_logits, masks[best], mask, emb.geometry)
     return DecodeResult(mask, float(ious[best]), logits)

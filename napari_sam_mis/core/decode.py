@@ -41,15 +41,19 @@ def decode(engine: SamEngine, emb: SliceEmbedding, prompt: Prompt, multimask: bo
     return DecodeResult(mask.cpu().numpy(), float(iou[0, best]), chosen[0].float().cpu().numpy())
 
 
-def decode_boxes(engine: SamEngine, emb: SliceEmbedding, boxes) -> list[DecodeResult]:
-    """Decode several boxes (row0, col0, row1, col1) on one slice in a single decoder call."""
+def decode_boxes(engine: SamEngine, emb: SliceEmbedding, boxes, frame=None) -> list[DecodeResult]:
+    """Decode several boxes (row0, col0, row1, col1) on one slice in one decoder call
+    (``SamEngine.decode_candidates``). ``frame``: an optional Prompt -> Prompt map applied to each
+    box before the model frame (a resampled plane's)."""
     import torch
 
     if len(boxes) == 0:
         return []
-    model_boxes = np.stack([to_model_frame(Prompt(box=b), emb.geometry.scale)[2] for b in boxes])
-    low_res, iou = engine.decode_raw(emb.features, boxes=torch.from_numpy(model_boxes).to(engine.device))
+    frame = frame or (lambda p: p)
+    model_boxes = np.stack([to_model_frame(frame(Prompt(box=b)), emb.geometry.scale)[2] for b in boxes])
+    low_res, iou = engine.decode_candidates(emb.features, torch.from_numpy(model_boxes).to(engine.device))
     with torch.inference_mode():
         masks = (engine.upscale(low_res, emb.geometry)[:, 0] > 0).cpu().numpy()
     logits = low_res.float().cpu().numpy()
-    return [DecodeResult(masks[i], float(iou[i, 0]), logits[i]) for i in range(len(boxes))]
+    scores = iou[:, 0].float().cpu().numpy()
+    return [DecodeResult(masks[i], float(scores[i]), logits[i]) for i in range(len(boxes))]
