@@ -4,13 +4,17 @@ Naive = the published LiteMedSAM inference recipe as plain PyTorch: eager fp32, 
 encoder call, every prompt through ``prompt_encoder`` + ``mask_decoder`` with a fresh dense
 positional encoding, all mask tokens computed, the chosen one upsampled to full resolution.
 Ours = ``SamEngine`` with its default (or the requested) backend and ``core.decode.decode``.
-Both are timed interleaved (naive, ours, naive, ...) so machine load hits them alike; the table
-shows medians and the ratio naive/ours. Also: decode latency while a background thread encodes.
+The naive recipe runs in a Python process of its own, as a user's script would: with the C
+library's default memory allocator (ours keeps freed memory, core/cpu_allocator.py) and nothing
+shared with our engine. Both are timed interleaved (naive, ours, naive, ...) so machine load hits
+them alike; the table shows medians and the ratio naive/ours. Also: decode latency while a
+background thread encodes.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import sys
 import threading
@@ -52,7 +56,8 @@ class NaiveRecipe:
         self.net = net.eval().to(device)
         self.device = device
 
-    def image_tensor(self, display):
+    @staticmethod
+    def image_tensor(display):
         import cv2
 
         img = np.repeat(np.clip(display, 0, 255).astype(np.uint8)[:, :, None], 3, axis=-1)
@@ -139,6 +144,92 @@ def _timed(fn, device):
     return time.perf_counter() - t
 
 
+def decode_while_encoding(encode, decode, n: int, device) -> list[float]:
+    """Decode latencies (ms) of ``n`` prompts 50 ms apart while a background thread encodes."""
+    stop = threading.Event()
+
+    def background():
+        while not stop.is_set():
+            encode()
+
+    worker = threading.Thread(target=background, daemon=True)
+    worker.start()
+    time.sleep(0.2)
+    out = []
+    for _ in range(n):
+        out.append(1000 * _timed(decode, device))
+        time.sleep(0.05)  # clicks come apart: let the encoder get going again
+    stop.set()
+    worker.join()
+    return out
+
+
+def _naive_worker(conn, device_name, threads, inputs, z, prompts, shape):
+    """The naive recipe's side of ``NaiveProcess``: answers (request, args) until None."""
+    import resource
+
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device(device_name)
+    naive = NaiveRecipe(device)
+    features = naive.encode(inputs[z][None])
+    for p in prompts.values():  # warm-up
+        naive.decode(features, p, shape)
+
+    def encode_batch(zs):
+        batch = np.stack([inputs[b] for b in zs])
+        with PeakRSS() as m:
+            t = _timed(lambda: naive.encode(batch), device)
+        return t, m.mib
+
+    requests = {
+        "encode": lambda: _timed(lambda: naive.encode(inputs[z][None]), device),
+        "encode_batch": encode_batch,
+        "decode": lambda kind: 1000 * _timed(lambda: naive.decode(features, prompts[kind], shape), device),
+        "decode_while_encoding": lambda n: decode_while_encoding(
+            lambda: naive.encode(inputs[z][None]), lambda: naive.decode(features, prompts["box"], shape), n, device),
+        "peak_rss_mib": lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    while (msg := conn.recv()) is not None:
+        name, args = msg
+        try:
+            conn.send(requests[name](*args))
+        except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
+            conn.send(exc)
+
+
+class NaiveProcess:
+    """The naive recipe in a Python process of its own, driven over a pipe: ``proc("decode", "box")``."""
+
+    def __init__(self, device_name, threads, inputs, z, prompts, shape):
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_naive_worker, args=(child, device_name, threads, inputs, z, prompts, shape),
+                                 daemon=True)
+        self._proc.start()
+        child.close()
+
+    def __call__(self, request, *args):
+        self._conn.send((request, args))
+        try:
+            answer = self._conn.recv()
+        except EOFError:
+            raise RuntimeError(f"the naive recipe's process ended (exit code {self._proc.exitcode})") from None
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._proc.is_alive():
+            self._conn.send(None)
+        self._proc.join(timeout=30)
+
+
 def _box_and_points(gt) -> "object":
     from .core.evaluate import farthest_interior_point, mask_box
     from .core.prompts import Prompt
@@ -173,48 +264,49 @@ def _load_case(args):
 def bench_device(device_name: str, args, volume, labels) -> dict:
     import torch
 
-    from .core.decode import decode
     from .core.engine import SamEngine
     from .core.session import AnnotationSession
 
-    device = torch.device(device_name)
     engine = SamEngine.load("litemedsam", device=device_name, backend=args.backend)
-    naive = NaiveRecipe(device)
     session = AnnotationSession(volume, engine)
     zs = np.flatnonzero(labels.any(axis=(1, 2)))
     z = int(zs[len(zs) // 2])
-    shape = volume.shape[1:]
-    nb = max(1, args.batch)
-    batch_z = [int(v) for v in np.linspace(0, volume.n_slices - 1, nb).round()]
+    batch_z = [int(v) for v in np.linspace(0, volume.n_slices - 1, max(1, args.batch)).round()]
     displays = {zz: session.display_slice(zz) for zz in {z, *batch_z}}
-    naive_in = {zz: naive.image_tensor(d) for zz, d in displays.items()}
-    ours_in = {zz: engine.preprocess(d)[0] for zz, d in displays.items()}
-    naive_batch = np.stack([naive_in[b] for b in batch_z])
-    ours_batch = np.stack([ours_in[b] for b in batch_z])
+    prompts = _prompts(labels[z])
+    naive_in = {zz: NaiveRecipe.image_tensor(d) for zz, d in displays.items()}
+    with NaiveProcess(device_name, args.threads, naive_in, z, prompts, volume.shape[1:]) as naive:
+        result = _measure(naive, engine, displays, z, batch_z, prompts, args, torch.device(device_name))
+    result["image_shape"] = list(volume.shape)
+    return result
 
+
+def _measure(naive, engine, displays, z, batch_z, prompts, args, device) -> dict:
+    """Naive (in its process) and ours, interleaved; -> the table rows and every sample."""
+    from .core.decode import decode
+
+    nb = len(batch_z)
+    ours_in = {zz: engine.preprocess(d)[0] for zz, d in displays.items()}
+    ours_batch = np.stack([ours_in[b] for b in batch_z])
     times: dict[str, dict[str, list[float]]] = {}
 
     def record(metric, path, value):
         times.setdefault(metric, {"naive": [], "ours": []})[path].append(value)
 
-    # Warm-up both (first calls allocate and pick kernels).
-    naive_feat = naive.encode(naive_in[z][None])
+    # Warm-up (first calls allocate and pick kernels; the naive process warmed up as it started).
     ours_emb = engine.embed_slices([displays[z]])[0]
-    prompts = _prompts(labels[z])
     for p in prompts.values():
-        naive.decode(naive_feat, p, shape)
         decode(engine, ours_emb, p)
 
     # Encoder: one slice per call, then a batch; interleaved.
     rss = {"naive": 0.0, "ours": 0.0}
     for _ in range(args.enc_n):
-        record("encoder s/slice", "naive", _timed(lambda: naive.encode(naive_in[z][None]), device))
+        record("encoder s/slice", "naive", naive("encode"))
         record("encoder s/slice", "ours", _timed(lambda: engine.encode(ours_in[z][None]), device))
     for _ in range(max(1, args.enc_n // 2)):
-        with PeakRSS() as m:
-            t = _timed(lambda: naive.encode(naive_batch), device)
+        t, mib = naive("encode_batch", batch_z)
         record(f"encoder slices/s (batch {nb})", "naive", nb / t)
-        rss["naive"] = max(rss["naive"], m.mib)
+        rss["naive"] = max(rss["naive"], mib)
         with PeakRSS() as m:
             t = _timed(lambda: engine.encode(ours_batch), device)
         record(f"encoder slices/s (batch {nb})", "ours", nb / t)
@@ -223,28 +315,16 @@ def bench_device(device_name: str, args, volume, labels) -> dict:
     # Decoder: prompt -> full-resolution mask (numpy), per prompt kind; interleaved.
     for _ in range(args.dec_n):
         for kind, p in prompts.items():
-            record(f"decoder ms ({kind})", "naive", 1000 * _timed(lambda: naive.decode(naive_feat, p, shape), device))
+            record(f"decoder ms ({kind})", "naive", naive("decode", kind))
             record(f"decoder ms ({kind})", "ours", 1000 * _timed(lambda: decode(engine, ours_emb, p), device))
 
     # Decoding while a background thread encodes (what annotating during embedding feels like).
-    box = prompts["box"]
-    for path in ("naive", "ours"):
-        stop = threading.Event()
-        enc = (lambda: naive.encode(naive_in[z][None])) if path == "naive" else (lambda: engine.encode(ours_in[z][None]))
-        dec = (lambda: naive.decode(naive_feat, box, shape)) if path == "naive" else (lambda: decode(engine, ours_emb, box))
-
-        def background():
-            while not stop.is_set():
-                enc()
-
-        worker = threading.Thread(target=background, daemon=True)
-        worker.start()
-        time.sleep(0.2)
-        for _ in range(args.dec_n):
-            record("decoder ms (box) while encoding", path, 1000 * _timed(dec, device))
-            time.sleep(0.05)  # clicks come apart: let the encoder get going again
-        stop.set()
-        worker.join()
+    busy = "decoder ms (box) while encoding"
+    for ms in naive("decode_while_encoding", args.dec_n):
+        record(busy, "naive", ms)
+    for ms in decode_while_encoding(lambda: engine.encode(ours_in[z][None]),
+                                    lambda: decode(engine, ours_emb, prompts["box"]), args.dec_n, device):
+        record(busy, "ours", ms)
 
     rows = []
     for metric, v in times.items():
@@ -256,9 +336,9 @@ def bench_device(device_name: str, args, volume, labels) -> dict:
     rows.append({"metric": f"RSS rise MiB (encode {nb} slices)", "naive": rss["naive"], "ours": rss["ours"],
                  "ratio": rss["naive"] / rss["ours"] if rss["ours"] >= 1.0 else None, "n": max(1, args.enc_n // 2)})
     idle = next(r for r in rows if r["metric"] == "decoder ms (box)")["ours"]
-    busy = next(r for r in rows if r["metric"] == "decoder ms (box) while encoding")["ours"]
-    return {"device": device_name, "backend": engine.backend, "encoder_path": engine.encoder_path,
-            "image_shape": list(volume.shape), "slice": z, "rows": rows, "ours_busy_over_idle": busy / idle,
+    busy_ms = next(r for r in rows if r["metric"] == busy)["ours"]
+    return {"device": device.type, "backend": engine.backend, "encoder_path": engine.encoder_path, "slice": z,
+            "rows": rows, "ours_busy_over_idle": busy_ms / idle, "naive_process_peak_rss_mib": naive("peak_rss_mib"),
             "raw": times}
 
 
@@ -313,7 +393,9 @@ def run_bench(args) -> int:
     import resource
 
     meta["process_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"process peak RSS (both paths, all devices): {meta['process_peak_rss_mib']:.0f} MiB")
+    naive_peak = max(r["naive_process_peak_rss_mib"] for r in results)
+    print(f"peak RSS: ours {meta['process_peak_rss_mib']:.0f} MiB (this process, all devices), "
+          f"naive {naive_peak:.0f} MiB (its own process)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"meta": meta, "results": results}, fh, indent=2)

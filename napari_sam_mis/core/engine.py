@@ -11,6 +11,7 @@ Backends (``SamEngine.load(..., backend=...)``, or the NAPARI_SAM_MIS_BACKEND va
 - ``eager``: the model modules as built, fp32 (the reference).
 - ``fast``: fp32, LiteMedSAM's encoder rewritten for the CPU (fast_tinyvit.py) and the prompt
   decoder with per-slice caching (fast_decoder.py); numerically the same up to float rounding.
+  On the CPU it also keeps freed memory in the process between calls (cpu_allocator.py).
 - ``bf16`` / ``fp16``: ``fast`` with the image encoder under autocast (the decoder stays fp32);
   on CUDA the encoder runs in batches of CUDA_BATCH slices.
 - ``auto`` (default): ``fast``. Reduced precision is opt-in: on this project's reference CPU
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError
+from .cpu_allocator import keep_freed_memory
 from .models import DEFAULT_MODEL, ModelSpec, build_model, file_sha256, get_spec, resolve_device
 
 BACKENDS = ("auto", "eager", "fast", "bf16", "fp16")
@@ -174,6 +176,8 @@ class SamEngine:
         self._dense_pe = None
         if self.backend != "eager":
             self._build_fast_paths()
+            if device.type == "cpu":
+                keep_freed_memory()
 
     @classmethod
     def load(cls, name: str = DEFAULT_MODEL, checkpoint=None, device: str = "auto", backend: str | None = None) -> "SamEngine":

@@ -106,6 +106,10 @@ class _Heads:
         u = (v @ wo).reshape(b, self.h * n, -1) + self.o_b / self.h  # (B, h*n, C)
         if residual is None:
             return torch.bmm(a.transpose(1, 2), u)
+        if b == 1:  # 2-D products: torch's baddbmm copies its (4096, C) input, even in place
+            if in_place:
+                return residual[0].addmm_(a[0].t(), u[0])[None]
+            return torch.addmm(residual[0], a[0].t(), u[0])[None]
         if in_place:
             return residual.baddbmm_(a.transpose(1, 2), u)
         return torch.baddbmm(residual.expand(b, -1, -1), a.transpose(1, 2), u)
@@ -190,9 +194,10 @@ class FastMaskDecoder:
                 feats = features.expand(b, -1, -1, -1) if features.shape[0] == 1 else features
                 keys0 = (feats + dense).flatten(2).transpose(1, 2)  # (B, 4096, C)
                 k0 = v0 = q0 = None  # per-prompt image tokens: the re-associated path below
-            queries, keys = self._transformer(self._tokens(sparse), keys0, (k0, v0, q0))
+            picks = list(range(1, self.md.num_mask_tokens)) if multimask else [0]
+            queries, keys = self._transformer(self._tokens(sparse), keys0, (k0, v0, q0), [0, *(1 + i for i in picks)])
             region = self.region(boxes, coords) if boxes is not None and b == 1 else None
-            return self._masks(queries, keys, multimask, region)
+            return self._masks(queries, keys, picks, region)
 
     def box_candidates(self, features, boxes):
         """Candidate boxes (K, 4) on one slice (1, C, 64, 64), each decoded on its own (on a CPU, K
@@ -222,7 +227,9 @@ class FastMaskDecoder:
         out_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight], dim=0)
         return torch.cat([out_tokens.expand(sparse.shape[0], -1, -1), sparse], dim=1)
 
-    def _transformer(self, tokens, keys, first_layer):
+    def _transformer(self, tokens, keys, first_layer, returned):
+        """-> the queries at the ``returned`` token positions, and the image tokens. The final
+        attention updates each token on its own, so it runs for those tokens only."""
         pe = self.pe_tokens
         queries = tokens
         for i, (layer, (self_h, t2i, i2t)) in enumerate(zip(self.layers, self.heads)):
@@ -246,14 +253,15 @@ class FastMaskDecoder:
             # (after the first layer, keys are this call's own: accumulate into them)
             keys = layer.norm4(i2t.image_to_token(keys_pe, q, queries, q_proj=first_layer[2] if cached else None,
                                                   residual=keys, in_place=i > 0))  # (B, 4096, C)
-        q = queries + tokens
-        attn = self.final.token_to_image(q, keys + pe, keys)
+        queries, tokens = queries[:, returned], tokens[:, returned]
+        attn = self.final.token_to_image(queries + tokens, keys + pe, keys)
         queries = self.norm_final(queries + attn)
         return queries, keys
 
-    def _masks(self, queries, keys, multimask: bool, region=None):
-        """Low-res logits and predicted IoU; with ``region`` (row0, row1, col0, col1) in grid cells,
-        logits only inside it and ``OUTSIDE_LOGIT`` elsewhere."""
+    def _masks(self, queries, keys, picks, region=None):
+        """Low-res logits and predicted IoU of the mask tokens ``picks``, from the queries of the IoU
+        token and those mask tokens; with ``region`` (row0, row1, col0, col1) in grid cells, logits
+        only inside it and ``OUTSIDE_LOGIT`` elsewhere."""
         md = self.md
         b = queries.shape[0]
         gh, gw = self.grid
@@ -261,9 +269,8 @@ class FastMaskDecoder:
             top, bottom, left, right = region
             keys = keys.view(b, gh, gw, -1)[:, top:bottom, left:right].reshape(b, (bottom - top) * (right - left), -1)
             gh, gw = bottom - top, right - left
-        picks = list(range(1, md.num_mask_tokens)) if multimask else [0]
         iou = md.iou_prediction_head(queries[:, 0])[:, picks]
-        hyper = torch.stack([md.output_hypernetworks_mlps[i](queries[:, 1 + i]) for i in picks], dim=1)  # (B, k, C/8)
+        hyper = torch.stack([md.output_hypernetworks_mlps[i](queries[:, 1 + j]) for j, i in enumerate(picks)], dim=1)  # (B, k, C/8)
         # Both transposed convolutions (kernel 2, stride 2) are per-pixel matrix products, and
         # LayerNorm / GELU act per pixel: everything stays in (pixel, sub-pixel, channel) order ...
         c1 = self.up1_w.shape[0] // 4
