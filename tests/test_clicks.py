@@ -66,11 +66,21 @@ def test_one_click_segments_the_spleen_where_the_plain_path_fails(spleen, lite_e
     click = _click(farthest_interior_point(gt[z]))
     good = session.decode(z, click)
     assert dice(good.mask, gt[z]) >= 0.9
-    assert decoder_calls and len(decoder_calls) == 1 and 2 <= decoder_calls[0] <= 3  # ONE decoder call
+    assert decoder_calls == [1]  # its first candidate is confident: the others are not decoded
     assert good.low_res_logits.shape == (1, 256, 256)
     # the same click through the plain point path (as for a model trained with clicks) is useless
     monkeypatch.setattr(lite_engine, "spec", replace(lite_engine.spec, box_trained=False))
     assert dice(session.decode(z, click).mask, gt[z]) < 0.5
+
+
+def test_an_unsure_first_candidate_brings_in_the_others(spleen, monkeypatch, decoder_calls):
+    from napari_sam_mis.core import clicks
+
+    session, gt, z = spleen
+    monkeypatch.setattr(clicks, "CONFIDENT_IOU", 1.01)  # no first candidate is confident
+    result = session.decode(z, _click(farthest_interior_point(gt[z])))
+    assert decoder_calls == [1, 2]
+    assert dice(result.mask, gt[z]) >= 0.9
 
 
 def test_one_click_segments_a_lesion(lesion):
@@ -136,20 +146,37 @@ def test_clicks3_protocol_signs_and_result(lesion):
 def test_clicks_at_the_image_border(spleen, lite_engine):
     session, gt, z = spleen
     h, w = gt.shape[1:]
-    display = session.display_slice(z)
-    from scipy import ndimage
-
-    smoothed = ndimage.gaussian_filter(np.asarray(display, np.float32), 1.0)
+    display = np.asarray(session.display_slice(z), np.float32)
     for corner in ((0, 0), (h - 1, w - 1), (0, w - 1), (h // 2, 0)):
-        for box in candidate_boxes(RegionHints(smoothed), [corner], [], None, (0.8, 0.8)):
+        for box in candidate_boxes(RegionHints(display), [corner], [], None, (0.8, 0.8)):
             assert 0 <= box[0] <= corner[0] <= box[2] <= h - 1 and 0 <= box[1] <= corner[1] <= box[3] <= w - 1
-        assert region_hint(smoothed, corner, 20.0)[corner]
+        assert region_hint(display, corner, 20.0)[corner]
         result = session.decode(z, _click(corner))
         assert result.mask.shape == (h, w)
     with pytest.raises(ValueError, match="outside the slice"):
         decode_clicks(lite_engine, session.embedding(z), display, _click((h + 5, 3)))
     only_negative = session.decode(z, _click((h // 2, w // 2), NEGATIVE))
     assert not only_negative.mask.any()
+
+
+def test_region_hints_searched_in_a_window_equal_the_whole_slice_search(lesion, spleen, monkeypatch):
+    """A region hint is searched near the click first; it must be the one a search of the whole
+    reach finds, for small objects (lesion, 512 x 512) and large ones (spleen), at any seed."""
+    from napari_sam_mis.core import clicks
+
+    rng = np.random.default_rng(0)
+    cases = []
+    for session, gt, z in (lesion, spleen):
+        display = np.asarray(session.display_slice(z), np.float32)
+        inside = np.argwhere(gt[z])
+        seeds = [tuple(inside[i]) for i in rng.choice(len(inside), 6)]
+        seeds += [tuple(int(v) for v in rng.integers(0, display.shape)) for _ in range(6)]
+        cases += [(display, seed) for seed in seeds]
+    windowed = [[region_hint(d, s, t) for t in (10.0, 20.0)] for d, s in cases]
+    monkeypatch.setattr(clicks, "HINT_WINDOW_PX", 10_000)
+    for (d, s), got in zip(cases, windowed):
+        for t, g in zip((10.0, 20.0), got):
+            np.testing.assert_array_equal(g, region_hint(d, s, t), err_msg=f"seed {s}, tolerance {t}")
 
 
 def test_hole_filling_matches_scipy():
