@@ -1,15 +1,17 @@
 """SAM's mask decoder (as used by LiteMedSAM) rewritten for prompt-to-mask latency, same weights.
 
 The original runs four 4096-token projections per attention layer for every prompt. Here:
-- the dense positional encoding and the no-mask embedding are computed once per decoder;
+- the dense positional encoding, its projections by every attention's key and query weights, and
+  the no-mask embedding are computed once per decoder;
 - the first layer's image-side projections (token-to-image keys/values, image-to-token queries)
   do not depend on the prompt: they are computed once per slice and cached;
 - every other image-side projection is re-associated around the few prompt tokens:
-  ``softmax(q Wk (x + pe)^T)`` is computed as ``(q Wk) (x + pe)^T`` and ``A (x Wv^T)`` as
-  ``(A x) Wv^T`` (rows of A sum to 1), so a 4096 x 256 x 128 product becomes 4096 x 256 x 8n
+  ``softmax(q Wk (x + pe)^T)`` is computed as ``(q Wk) x^T + q (pe Wk^T)^T`` and ``A (x Wv^T)``
+  as ``(A x) Wv^T`` (rows of A sum to 1), so a 4096 x 256 x 128 product becomes 4096 x 256 x 8n
   with n ~ 7 prompt tokens; biases that only shift a softmax row are dropped;
-- residual additions ride in the products (baddbmm), and each layer adds the positional
-  encoding to the image tokens once: on a CPU these 4096 x 256 passes cost as much as the products;
+- residual additions ride in the products (addmm), and the positional encoding is never added
+  to the image tokens: on a CPU such 4096 x 256 passes cost as much as the products;
+- the final attention runs for the returned tokens only (IoU and the chosen mask tokens);
 - the transposed convolutions are matrix products on token-major data, only the mask tokens that
   are returned are multiplied out to 256 x 256 logits, and for a box prompt only around the box.
 Equal to the original up to float rounding (re-association) in the logits it computes, see
@@ -45,6 +47,14 @@ class _Heads:
         self.v_w, self.v_b = attn.v_proj.weight.detach(), attn.v_proj.bias.detach()
         self.o_w, self.o_b = attn.out_proj.weight.detach(), attn.out_proj.bias.detach()
         self.scale = 1.0 / math.sqrt(self.dh)
+        self.pe_k = self.pe_q = None  # the positional encoding's projections (h, dh, 4096): set_pe
+
+    def set_pe(self, pe_tokens):
+        """Project the dense positional encoding (4096, C) once: the image tokens' keys (and
+        image-to-token queries) are projections of (x + pe), and pe's share is the same for
+        every prompt and slice."""
+        self.pe_k = self.heads_kt(F.linear(pe_tokens, self.k_w))
+        self.pe_q = self.heads_kt(F.linear(pe_tokens, self.q_w))
 
     def split(self, x):  # (B, n, h*dh) -> (B, h, n, dh)
         b, n, _ = x.shape
@@ -65,8 +75,9 @@ class _Heads:
         out = (a @ v).transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
         return F.linear(out, self.o_w, self.o_b)
 
-    def token_to_image(self, q_in, keys_pe, keys, k_proj=None, v_proj=None):
-        """Prompt tokens (B, n, C) attend to image tokens (B|1, 4096, C).
+    def token_to_image(self, q_in, keys, k_proj=None, v_proj=None):
+        """Prompt tokens (B, n, C) attend to image tokens (B|1, 4096, C), whose keys are taken
+        from the image tokens plus the positional encoding.
 
         With cached projections (k_proj: (h, dh, 4096), v_proj: (h, 4096, dh), ``heads_kt`` and
         ``heads_v``) it is the original computation; without, it is re-associated so the image
@@ -78,18 +89,22 @@ class _Heads:
             a = torch.softmax((q @ k_proj) * self.scale, dim=-1)  # (B, h, n, 4096)
             out = (a @ v_proj).transpose(1, 2).reshape(b, n, -1)
             return F.linear(out, self.o_w, self.o_b)
+        q = q * self.scale
         wk = self.k_w.view(self.h, self.dh, -1)  # (h, dh, C)
-        qk = (q @ wk) * self.scale  # (B, h, n, C); q . k_bias is constant along the softmax row
-        scores = qk.reshape(b, self.h * n, -1) @ keys_pe.transpose(-1, -2)  # (B, h*n, 4096)
+        qk = (q @ wk).reshape(b, self.h * n, -1)  # (B, h*n, C); q . k_bias is constant along the softmax row
+        # (q Wk)(x + pe)^T = (q Wk) x^T + q (pe Wk^T)^T, the latter from the projected pe
+        scores = (q @ self.pe_k).view(b, self.h * n, -1)  # (B, h*n, 4096)
+        scores.baddbmm_(qk, keys.expand(b, -1, -1).transpose(-1, -2))
         a = torch.softmax(scores, dim=-1)
         ax = (a @ keys).view(b, self.h, n, -1)  # (B, h, n, C)
         wv = self.v_w.view(self.h, self.dh, -1)
         out = ax @ wv.transpose(-1, -2) + self.v_b.view(self.h, 1, self.dh)  # rows of a sum to 1
         return F.linear(out.transpose(1, 2).reshape(b, n, -1), self.o_w, self.o_b)
 
-    def image_to_token(self, keys_pe, q_tok, v_tok, q_proj=None, residual=None, in_place=False):
-        """Image tokens (B|1, 4096, C) attend to prompt tokens (B, n, C); returns (B, 4096, C), plus
-        ``residual`` (B|1, 4096, C) if given, accumulated into it if ``in_place`` (no copy)."""
+    def image_to_token(self, keys, q_tok, v_tok, q_proj=None, residual=None, in_place=False):
+        """Image tokens (B|1, 4096, C), plus the positional encoding as queries, attend to prompt
+        tokens (B, n, C); returns (B, 4096, C), plus ``residual`` (B|1, 4096, C) if given,
+        accumulated into it if ``in_place`` (no copy)."""
         b, n, _ = q_tok.shape
         k = self.split(F.linear(q_tok, self.k_w, self.k_b))  # (B, h, n, dh)
         v = self.split(F.linear(v_tok, self.v_w, self.v_b))
@@ -98,11 +113,12 @@ class _Heads:
         if q_proj is not None:  # cached (h, dh, 4096), ``heads_kt``
             scores = (k @ q_proj) * self.scale  # (B, h, n, 4096)
         else:
-            # k (x Wq^T + bq)^T = (k Wq) x^T + k bq, per head
+            # k ((x + pe) Wq^T + bq)^T = (k Wq) x^T + k (pe Wq^T)^T + k bq, per head
+            k = k * self.scale
             wq = self.q_w.view(self.h, self.dh, -1)  # (h, dh, C)
-            m = ((k @ wq) * self.scale).reshape(b, self.h * n, -1)  # (B, h*n, C)
-            c = (k @ self.q_b.view(self.h, self.dh, 1)) * self.scale  # (B, h, n, 1)
-            scores = (m @ keys_pe.transpose(-1, -2)).view(b, self.h, n, -1) + c
+            m = (k @ wq).reshape(b, self.h * n, -1)  # (B, h*n, C)
+            scores = k @ self.pe_q + k @ self.q_b.view(self.h, self.dh, 1)  # (B, h, n, 4096)
+            scores.view(b, self.h * n, -1).baddbmm_(m, keys.expand(b, -1, -1).transpose(-1, -2))
         a = torch.softmax(scores, dim=2).view(b, self.h * n, -1)  # (B, h*n, 4096)
         # out_proj(concat_h a_h v_h) = sum_h a_h (v_h Wo_h^T): one (4096 x h*n) @ (h*n x C) product
         wo = self.o_w.view(-1, self.h, self.dh).permute(1, 2, 0)  # (h, dh, C)
@@ -138,6 +154,8 @@ class FastMaskDecoder:
             dense_pe = prompt_encoder.get_dense_pe()  # (1, C, 64, 64), the same for every slice
         self.grid = tuple(dense_pe.shape[-2:])
         self.pe_tokens = dense_pe.flatten(2).transpose(1, 2)[0].contiguous()  # (4096, C)
+        for heads in (*(h for layer in self.heads for h in layer[1:]), self.final):
+            heads.set_pe(self.pe_tokens)
         self.no_mask = prompt_encoder.no_mask_embed.weight.detach().reshape(-1)  # (C,)
         up = mask_decoder.output_upscaling  # ConvT(C, C/4, 2, 2), LayerNorm2d, GELU, ConvT(C/4, C/8, 2, 2), GELU
         self.up1_w, self.up1_b = self._convt_as_matrix(up[0])
@@ -236,7 +254,6 @@ class FastMaskDecoder:
     def _transformer(self, tokens, keys, first_layer, returned):
         """-> the queries at the ``returned`` token positions, and the image tokens. The final
         attention updates each token on its own, so it runs for those tokens only."""
-        pe = self.pe_tokens
         queries = tokens
         for i, (layer, (self_h, t2i, i2t)) in enumerate(zip(self.layers, self.heads)):
             if i == 0:  # skip_first_layer_pe
@@ -247,20 +264,19 @@ class FastMaskDecoder:
             queries = layer.norm1(queries)
             q = queries + tokens
             cached = i == 0 and first_layer[0] is not None
-            keys_pe = None if cached else keys + pe  # one pass, shared by both cross-attentions
             if cached:
-                attn = t2i.token_to_image(q, None, None, first_layer[0], first_layer[1])
+                attn = t2i.token_to_image(q, None, first_layer[0], first_layer[1])
             else:
-                attn = t2i.token_to_image(q, keys_pe, keys)
+                attn = t2i.token_to_image(q, keys)
             queries = layer.norm2(queries + attn)
             queries = layer.norm3(queries + layer.mlp(queries))
             q = queries + tokens
             # keys + attention in one product (the residual rides in baddbmm), then norm4
             # (after the first layer, keys are this call's own: accumulate into them)
-            keys = layer.norm4(i2t.image_to_token(keys_pe, q, queries, q_proj=first_layer[2] if cached else None,
+            keys = layer.norm4(i2t.image_to_token(keys, q, queries, q_proj=first_layer[2] if cached else None,
                                                   residual=keys, in_place=i > 0))  # (B, 4096, C)
         queries, tokens = queries[:, returned], tokens[:, returned]
-        attn = self.final.token_to_image(queries + tokens, keys + pe, keys)
+        attn = self.final.token_to_image(queries + tokens, keys)
         queries = self.norm_final(queries + attn)
         return queries, keys
 
