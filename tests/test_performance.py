@@ -182,7 +182,7 @@ def test_box_logits_are_computed_around_the_box_only(eager_and_fast):
     la, _ = eager.decode_raw(e_emb.features, boxes=box)
     lb, _ = fast.decode_raw(e_emb.features, boxes=box)
     r0, r1, c0, c1 = fast._fast_decoder.region(box)
-    assert (r0, r1, c0, c1) == (math.floor(27.5 - 3), math.ceil(37.5 + 3), 25 - 3, 35 + 3)
+    assert (r0, r1, c0, c1) == (math.floor(27.5 - 4.5), math.ceil(37.5 + 4.5), math.floor(25 - 4.5), math.ceil(35 + 4.5))
     inside = torch.zeros(256, 256, dtype=torch.bool)
     inside[4 * r0 : 4 * r1, 4 * c0 : 4 * c1] = True
     assert torch.allclose(la[0, 0][inside], lb[0, 0][inside], atol=1e-3)

@@ -1,16 +1,17 @@
-"""Clicks for box-trained models (LiteMedSAM, MedSAM): clicks -> candidate boxes -> one decoder call.
+"""Clicks for box-trained models (LiteMedSAM, MedSAM): clicks -> candidate boxes -> the best mask.
 
 A box-trained decoder ignores a lone point (Dice ~0 on the spleen), so clicks are turned into
 box prompts the model understands:
 
 1. Candidates. Without a previous mask: two boxes around an image-driven region hint (the
    intensity-similar connected region of the display slice around the first positive click, at
-   two tolerances) and two context squares of fixed physical size centred on that click. With a
+   two tolerances) and a context square of fixed physical size centred on that click. With a
    previous mask (its low-res logits fed back): that mask's box, widened to take in the positive
    clicks outside it (tightly and with the click's region hint), or cut on each side to put a
    negative click inside it outside. Every box is then made to hold all positive clicks and,
    where it can, to leave out the negative ones.
-2. One decoder call for all candidates (``decode.decode_boxes``).
+2. Decoding (``decode.decode_boxes``): for a first click, the first candidate alone, and the
+   others only when it is not ``confident``; for a follow-up click, all candidates in one call.
 3. Selection: predicted IoU + share of positive clicks inside - share of negative clicks inside
    + agreement with the other candidates (mean mask IoU) - a penalty when the mask runs along its
    box border (the box cut the object).
@@ -322,7 +323,7 @@ def _edit_logits(logits: np.ndarray, before: np.ndarray, after: np.ndarray, geom
 # -- entry point -------------------------------------------------------------------------------
 def decode_clicks(engine: SamEngine, emb: SliceEmbedding, display: np.ndarray, prompt: Prompt,
                   spacing_rc: tuple[float, float] = (1.0, 1.0), frame=None) -> DecodeResult:
-    """Clicks (and optionally the previous low-res logits) on one slice -> mask, in ONE decoder call.
+    """Clicks (and optionally the previous low-res logits) on one slice -> mask.
 
     ``display`` is the slice as 0..255 display values (the model's input before preprocessing);
     ``spacing_rc`` its pixel size in mm (row, col) for the context boxes; ``frame`` an optional
