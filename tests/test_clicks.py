@@ -189,3 +189,14 @@ def test_hole_filling_matches_scipy():
         shape = tuple(int(v) for v in rng.integers(1, 50, 2))
         region = ndimage.binary_opening(rng.random(shape) > rng.uniform(0.2, 0.7))
         assert np.array_equal(_fill_holes(region), ndimage.binary_fill_holes(region))
+
+
+def test_pairwise_iou_of_candidate_masks():
+    from napari_sam_mis.core.clicks import _pairwise_iou
+
+    a = np.zeros((10, 10), bool)
+    a[:4] = True  # 40 pixels
+    b = np.zeros((10, 10), bool)
+    b[2:6] = True  # 40 pixels, 20 shared with a
+    iou = _pairwise_iou(np.stack([a, b, np.zeros((10, 10), bool)]))
+    np.testing.assert_allclose(iou, [[1, 1 / 3, 0], [1 / 3, 1, 0], [0, 0, 0]])

@@ -245,11 +245,16 @@ def border_run(mask: np.ndarray, box) -> float:
 
 
 def _pairwise_iou(masks: np.ndarray) -> np.ndarray:
-    flat = masks.reshape(len(masks), -1).astype(np.float32)
-    inter = flat @ flat.T
-    area = flat.sum(axis=1)
-    union = area[:, None] + area[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    """IoU of every pair of boolean masks (k, H, W); a mask with itself: 1, or 0 when empty."""
+    k = len(masks)
+    area = masks.reshape(k, -1).sum(axis=1)
+    out = np.diag((area > 0).astype(np.float64))
+    for i in range(k):
+        for j in range(i + 1, k):
+            inter = np.count_nonzero(masks[i] & masks[j])
+            union = area[i] + area[j] - inter
+            out[i, j] = out[j, i] = inter / union if union else 0.0
+    return out
 
 
 def candidate_scores(masks, edited, ious, boxes, positives, negatives, expected=None) -> np.ndarray:
