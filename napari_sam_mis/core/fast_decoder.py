@@ -34,7 +34,7 @@ _gelu_ = torch.ops.aten.gelu_
 # 204 boxes of the evaluation data, tight, cut to 70 % or 85 % of the object and widened to 120 %,
 # not one mask pixel lies beyond 1 cell. But logits fed back as a mask prompt, as propagation
 # does, are changed by where the -20s begin: with 3 cells and no quarter, the 3D box Dice of
-# lesion 000010 fell from 0.700 to 0.546; with the quarter it is 0.701.)
+# lesion 000010 fell from 0.700 to 0.546; with the quarter it is 0.700.)
 MARGIN_CELLS = 2.0
 OUTSIDE_LOGIT = -20.0
 
@@ -220,7 +220,7 @@ class FastMaskDecoder:
                 keys0 = keys0[None]
             else:
                 feats = features.expand(b, -1, -1, -1) if features.shape[0] == 1 else features
-                keys0 = (feats + dense).flatten(2).transpose(1, 2)  # (B, 4096, C)
+                keys0 = (feats + dense).flatten(2).transpose(1, 2).contiguous()  # (B, 4096, C), row-major
                 k0 = v0 = q0 = None  # per-prompt image tokens: the re-associated path below
             picks = list(range(1, self.md.num_mask_tokens)) if multimask else [0]
             queries, keys = self._transformer(self._tokens(sparse), keys0, (k0, v0, q0), [0, *(1 + i for i in picks)])
@@ -276,7 +276,7 @@ class FastMaskDecoder:
             queries = layer.norm2(queries + attn)
             queries = layer.norm3(queries + layer.mlp(queries))
             q = queries + tokens
-            # keys + attention in one product (the residual rides in baddbmm), then norm4
+            # keys + attention in one product (the residual rides in it), then norm4
             # (after the first layer, keys are this call's own: accumulate into them)
             keys = layer.norm4(i2t.image_to_token(keys, q, queries, q_proj=first_layer[2] if cached else None,
                                                   residual=keys, in_place=i > 0))  # (B, 4096, C)
