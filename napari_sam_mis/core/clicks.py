@@ -29,7 +29,9 @@ from .engine import SamEngine, SliceEmbedding
 from .prompts import NEGATIVE, POSITIVE, Prompt
 
 SMOOTH_SIGMA_PX = 1.0  # display slice smoothing before region growing
+SMOOTH_RADIUS_PX = int(4 * SMOOTH_SIGMA_PX + 0.5)  # scipy's Gaussian reaches 4 sigma
 HINT_WINDOW_PX = 48  # region hints are searched this far from the click first (region_hint)
+EDGE_PX = 3  # a window's opening can differ within 2 px of its edge (disk of radius 1, twice)
 HINTS = ((20.0, 1.1), (10.0, 1.3))  # (intensity tolerance in display units, box scale factor)
 CONTEXT_SQUARES_MM = (60.0,)  # side of the context box centred on the first click
 MAX_CANDIDATES = 3  # boxes decoded per click, each costing about one box decode (docs/clicks.md)
@@ -48,10 +50,6 @@ def _disk(radius: int) -> np.ndarray:
     return x * x + y * y <= radius * radius
 
 
-SMOOTH_RADIUS_PX = int(4 * SMOOTH_SIGMA_PX + 0.5)  # scipy's Gaussian reaches 4 sigma
-EDGE_PX = 3  # a window's opening can differ within 2 px of its edge (disk of radius 1, twice)
-
-
 def region_hint(display: np.ndarray, seed: tuple[int, int], tolerance: float) -> np.ndarray:
     """The connected region around ``seed`` whose smoothed intensity (Gaussian, SMOOTH_SIGMA_PX) is
     within ``tolerance`` of the seed's (median of a 5x5 window), opened by a small disk to cut thin
@@ -60,6 +58,7 @@ def region_hint(display: np.ndarray, seed: tuple[int, int], tolerance: float) ->
     It is searched in a window of HINT_WINDOW_PX around the seed first, and in the whole reach
     only when the region comes within EDGE_PX of that window's edge inside the slice: the result
     is the same, and a small object on a 512 x 512 slice costs a 16th of the work."""
+    display = np.asarray(display, np.float32)
     h, w = display.shape
     full = max(h, w) // 2
     for reach in (min(HINT_WINDOW_PX, full), full):
