@@ -6,9 +6,9 @@ positional encoding, all mask tokens computed, the chosen one upsampled to full 
 Ours = ``SamEngine`` with its default (or the requested) backend and ``core.decode.decode``.
 The naive recipe runs in a Python process of its own, as a user's script would: with the C
 library's default memory allocator (ours keeps freed memory, core/cpu_allocator.py) and nothing
-shared with our engine. Both are timed interleaved (naive, ours, naive, ...) so machine load hits
-them alike; the table shows medians and the ratio naive/ours. Also: decode latency while a
-background thread encodes.
+shared with our engine. The two are timed in turn, so machine load hits them alike: encoder calls
+alternating, decoder prompts in blocks of DECODE_BLOCK per path. The table shows medians and the
+ratio naive/ours. Also: decode latency while a background thread encodes.
 """
 from __future__ import annotations
 
