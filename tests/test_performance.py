@@ -196,14 +196,33 @@ def test_box_logits_are_computed_around_the_box_only(eager_and_fast):
     assert torch.allclose(la[0, 0][inside], lb[0, 0][inside], atol=1e-3)
     assert (lb[0, 0][~inside] == OUTSIDE_LOGIT).all()
     assert (la[0, 0][~inside] < 0).all(), "the full decode has no mask out there either"
-    # candidate boxes one at a time give the same logits and scores as one batched call
-    boxes = torch.cat([box, torch.tensor([[10.0, 10.0, 90.0, 120.0]])])
+
+
+def test_candidates_are_decoded_over_a_window_of_image_tokens(eager_and_fast):
+    """Click candidates: one call over the image tokens around the boxes. That is the original
+    decoder run on the window's tokens alone (an approximation of the full decode)."""
+    eager, fast, e_emb, _ = eager_and_fast
+    fd = fast._fast_decoder
+    boxes = torch.tensor([[100.0, 110.0, 140.0, 150.0], [90.0, 100.0, 160.0, 170.0]])  # cells 22..43
+    r0, r1, c0, c1 = window = fd.window(boxes)
+    assert window == (math.floor(25 - 6 - 4.375), math.ceil(42.5 + 6 + 4.375), math.floor(22.5 - 6 - 4.375), math.ceil(40 + 6 + 4.375))
     lc, ic = fast.decode_candidates(e_emb.features, boxes)
-    lr, ir = fast.decode_raw(e_emb.features, boxes=boxes)
-    assert torch.allclose(ic, ir, atol=1e-5)
-    for i in range(2):
-        r0, r1, c0, c1 = fast._fast_decoder.region(boxes[i : i + 1])
-        assert torch.allclose(lc[i, :, 4 * r0 : 4 * r1, 4 * c0 : 4 * c1], lr[i, :, 4 * r0 : 4 * r1, 4 * c0 : 4 * c1], atol=1e-4)
+    assert lc.shape == (2, 1, 256, 256) and ic.shape == (2, 1)
+    md, pe = eager.module.mask_decoder, eager.module.prompt_encoder
+    cut = (Ellipsis, slice(r0, r1), slice(c0, c1))
+    with torch.inference_mode():
+        sparse, dense = pe(points=None, boxes=boxes, masks=None)
+        lw, iw = md.predict_masks(e_emb.features[cut], pe.get_dense_pe()[cut], sparse, dense[cut])
+    inside = (Ellipsis, slice(4 * r0, 4 * r1), slice(4 * c0, 4 * c1))
+    assert torch.allclose(lc[inside], lw[:, :1], atol=1e-3) and torch.allclose(ic, iw[:, :1], atol=1e-4)
+    outside = torch.ones(256, 256, dtype=torch.bool)
+    outside[inside[1:]] = False
+    assert (lc[:, 0][:, outside] == OUTSIDE_LOGIT).all()
+    # the approximation: the same masks as the full decode, all but their edges
+    lr, ir = eager.decode_raw(e_emb.features, boxes=boxes)
+    assert (ic - ir).abs().max() < 0.05
+    for full, windowed in zip(lr[:, 0] > 0, lc[:, 0] > 0):
+        assert (full & windowed).sum() / (full | windowed).sum() > 0.9
 
 
 def test_decode_goes_before_background_encoding():

@@ -10,8 +10,10 @@ box prompts the model understands:
    clicks outside it (tightly and with the click's region hint), or cut on each side to put a
    negative click inside it outside. Every box is then made to hold all positive clicks and,
    where it can, to leave out the negative ones.
-2. Decoding (``decode.decode_boxes``): for a first click, the first candidate alone, and the
-   others only when it is not ``confident``; for a follow-up click, all candidates in one call.
+2. Decoding (``decode.decode_boxes``): a first click keeps its first candidate alone when it is
+   ``confident``; candidates spanning a large part of the slice are decoded the first alone and
+   the others only when needed, small ones all in one call. A follow-up click decodes all its
+   candidates in one call.
 3. Selection: predicted IoU + share of positive clicks inside - share of negative clicks inside
    + agreement with the other candidates (mean mask IoU) - a penalty when the mask runs along its
    box border (the box cut the object).
@@ -34,7 +36,10 @@ HINT_WINDOW_PX = 48  # region hints are searched this far from the click first (
 EDGE_PX = 3  # a window's opening can differ within 2 px of its edge (disk of radius 1, twice)
 HINTS = ((20.0, 1.1), (10.0, 1.3))  # (intensity tolerance in display units, box scale factor)
 CONTEXT_SQUARES_MM = (60.0,)  # side of the context box centred on the first click
-MAX_CANDIDATES = 3  # boxes decoded per click, each costing about one box decode (docs/clicks.md)
+MAX_CANDIDATES = 3  # boxes decoded per click (docs/clicks.md)
+ONE_CALL_SHARE = 1 / 16  # a first click's candidates spanning at most this share of the slice are
+# decoded in one call (cheap: the CPU decodes them over a window of image tokens); larger ones
+# the first alone, and the others only when it is not confident
 BOX_PAD_PX = 2.0  # added on every side of a candidate box
 CLICK_MARGIN_PX = 4.0  # how far a box reaches past a positive click / stops before a negative one
 BORDER_RUN = 0.3  # mask covering more than this share of a box side: the box cut the object
@@ -132,6 +137,13 @@ def _bbox(mask: np.ndarray):
         return None
     cols = np.flatnonzero(mask.any(axis=0))
     return (float(rows[0]), float(cols[0]), float(rows[-1]), float(cols[-1]))
+
+
+def _bbox_share(boxes, shape) -> float:
+    """The share of the slice that the boxes' common bounding box covers."""
+    r0, c0 = max(0.0, min(b[0] for b in boxes)), max(0.0, min(b[1] for b in boxes))
+    r1, c1 = min(shape[0], max(b[2] for b in boxes)), min(shape[1], max(b[3] for b in boxes))
+    return max(0.0, r1 - r0) * max(0.0, c1 - c0) / (shape[0] * shape[1])
 
 
 def _scaled(box, factor: float, pad: float = BOX_PAD_PX):
@@ -358,8 +370,11 @@ def decode_clicks(engine: SamEngine, emb: SliceEmbedding, display: np.ndarray, p
             previous = (engine.upscale(logits.to(engine.device), emb.geometry)[0, 0] > 0).cpu().numpy()
     boxes = candidate_boxes(hints, positives, negatives, previous, spacing_rc)
     first_click = previous is None or not previous.any()
-    decoded = decode_boxes(engine, emb, boxes[:1] if first_click else boxes, frame)
-    if first_click and not confident(decoded[0], boxes[0], positives, negatives):
+    first_alone = first_click and _bbox_share(boxes, shape) > ONE_CALL_SHARE
+    decoded = decode_boxes(engine, emb, boxes[:1] if first_alone else boxes, frame)
+    if first_click and confident(decoded[0], boxes[0], positives, negatives):
+        decoded = decoded[:1]
+    elif first_alone:
         decoded += decode_boxes(engine, emb, boxes[1:], frame)
     boxes = boxes[: len(decoded)]
     masks = np.stack([r.mask for r in decoded])

@@ -342,8 +342,8 @@ class SamEngine:
 
     def decode_candidates(self, features, boxes):
         """Candidate boxes (K, 4) on one slice -> (low-res logits (K, 1, 256, 256), iou (K, 1)), for
-        choosing among them: on the CPU fast path one box at a time (``FastMaskDecoder.box_candidates``),
-        otherwise one batched call."""
+        choosing among them, in one batched call: on the CPU fast path over the image tokens around
+        the boxes only (``FastMaskDecoder.box_candidates``, an approximation), otherwise over all."""
         if self._fast_decoder is None or self.device.type != "cpu" or features.shape[0] != 1:
             return self.decode_raw(features, boxes=boxes)
         with self.priority.decoding(), _intra_op_threads(self.decode_threads):
