@@ -1,5 +1,6 @@
 """Screenshots for the docs: the widget docked beside the spleen CT with a box prompt and its mask,
-the committed slice, one click on another slice, then the volume propagated from the box.
+the committed slice, one click on another slice, then the volume propagated from the box; and
+one click on a DeepLesion lesion.
 Run under a (virtual) display:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/take_screenshots.py [OUT_DIR]
@@ -13,6 +14,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLEEN = ROOT.parent / "shared" / "data" / "msd_spleen_crop"
+LESION = ROOT.parent / "shared" / "data" / "deeplesion_medsam2" / "CT_Lesion_000009_03_01_036-048.npz"
 Z = 15  # the slice with the largest spleen cross-section
 
 
@@ -90,6 +92,40 @@ def main(out_dir: Path) -> None:
     viewer.dims.set_current_step(0, Z - 6)
     close_toasts(viewer)
     viewer.screenshot(str(out_dir / "widget_propagated.png"), canvas_only=False)
+    viewer.close()
+    lesion_click(out_dir)
+
+
+def lesion_click(out_dir: Path) -> None:
+    """One positive click on a lesion (the click path's candidates over a window of image tokens)."""
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+    from napari_sam_mis.cli import read_label_array
+    from napari_sam_mis.core.evaluate import farthest_interior_point
+    from napari_sam_mis.io import read_volume
+
+    vol = read_volume(LESION)
+    gt = read_label_array(LESION, vol) > 0
+    z = int(np.argmax(gt.reshape(len(gt), -1).sum(axis=1)))
+    viewer = napari.Viewer(title="napari-sam-mis")
+    viewer.window._qt_window.resize(1500, 950)
+    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name=LESION.stem)
+    viewer.dims.set_current_step(0, z)
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    app = QApplication.instance()
+    wait(app, lambda: widget.session is not None and widget.session.has_embedding(z))
+    wait(app, lambda: widget.worker is None)  # every slice embedded
+    widget.points_layer.add(np.array([[z, *farthest_interior_point(gt[z])]], float))
+    wait(app, lambda: widget.preview_layer.data[z].any())
+    rr, cc = np.nonzero(gt[z])
+    viewer.camera.center = (0, rr.mean() * vol.spacing[1], cc.mean() * vol.spacing[2])
+    viewer.camera.zoom = 2.5 * viewer.camera.zoom
+    close_toasts(viewer)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(out_dir / "widget_click_lesion.png"), canvas_only=False)
     viewer.close()
 
 
