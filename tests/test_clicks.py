@@ -83,11 +83,12 @@ def test_an_unsure_first_candidate_brings_in_the_others(spleen, monkeypatch, dec
     assert dice(result.mask, gt[z]) >= 0.9
 
 
-def test_one_click_segments_a_lesion(lesion):
+def test_one_click_segments_a_lesion(lesion, decoder_calls):
     session, gt, z = lesion
     result = session.decode(z, _click(farthest_interior_point(gt[z])))
     assert dice(result.mask, gt[z]) >= 0.85
     assert 0.0 < result.score <= 1.0
+    assert decoder_calls == [3]  # a small object's candidates: all in one call
 
 
 def test_jittered_clicks_still_segment_the_lesion(lesion):

@@ -218,8 +218,8 @@ class FastMaskDecoder:
                  window=None):
         """Same contract as ``SamEngine.decode_raw``: -> (low-res logits (B, C, 256, 256), iou (B, C)).
 
-        ``window`` (row0, row1, col0, col1) in grid cells, for one prompt without a mask prompt on
-        one slice: the image tokens outside it are left out altogether (an approximation, see
+        ``window`` (row0, row1, col0, col1) in grid cells, for prompts without a mask prompt on one
+        slice: the image tokens outside it are left out altogether (an approximation, see
         ``box_candidates``), and logits beyond it are ``OUTSIDE_LOGIT``."""
         with torch.inference_mode():
             points = (coords, labels) if coords is not None else None
@@ -329,7 +329,8 @@ class FastMaskDecoder:
     def _masks(self, queries, keys, picks, region=None, cropped=False):
         """Low-res logits and predicted IoU of the mask tokens ``picks``, from the queries of the IoU
         token and those mask tokens; with ``region`` (row0, row1, col0, col1) in grid cells, logits
-        only inside it and ``OUTSIDE_LOGIT`` elsewhere."""
+        only inside it and ``OUTSIDE_LOGIT`` elsewhere (``cropped``: ``keys`` hold the region's
+        image tokens only)."""
         md = self.md
         b = queries.shape[0]
         gh, gw = self.grid
