@@ -230,8 +230,7 @@ class FastMaskDecoder:
                 keys0, k0, v0, q0 = self.slice_cache(features)
                 if window is not None:
                     crop = self._cropper(window)
-                    keys0, k0, q0 = crop(keys0, 0), crop(k0, 2), crop(q0, 2)
-                    v0 = crop(v0, 1)
+                    keys0, k0, v0, q0 = crop(keys0, 0), crop(k0, 2), crop(v0, 1), crop(q0, 2)
                 keys0 = keys0[None]
             else:
                 feats = features.expand(b, -1, -1, -1) if features.shape[0] == 1 else features
@@ -241,10 +240,12 @@ class FastMaskDecoder:
             queries, keys = self._transformer(self._tokens(sparse), keys0, (k0, v0, q0), [0, *(1 + i for i in picks)],
                                               crop)
             if crop is not None:
-                return self._masks(queries, keys, picks, window, cropped=True)
+                return self._masks(queries, keys, picks, window)
             # a mask prompt can carry the mask past its box: then every logit is computed
-            region = self.region(boxes, coords) if boxes is not None and mask_logits is None and b == 1 else None
-            return self._masks(queries, keys, picks, region)
+            if boxes is None or mask_logits is not None or b != 1:
+                return self._masks(queries, keys, picks)
+            region = self.region(boxes, coords)
+            return self._masks(queries, self._cropper(region)(keys, 1), picks, region)
 
     def _cropper(self, window):
         """-> crop(x, dim): the window's image tokens of x, whose axis ``dim`` runs over the grid."""
@@ -268,22 +269,21 @@ class FastMaskDecoder:
     def window(self, boxes):
         """Grid cells (row0, row1, col0, col1) around all boxes (K, 4): their extent plus
         ``WINDOW_MARGIN_CELLS`` and ``WINDOW_SIDE_SHARE`` of each side."""
-        gh, gw = self.grid
-        cell = self.pe.input_image_size[0] / gh
-        xy = boxes.reshape(-1, 2)
-        (x0, y0), (x1, y1) = (xy.amin(0) / cell).tolist(), (xy.amax(0) / cell).tolist()
-        mr, mc = WINDOW_MARGIN_CELLS + (y1 - y0) * WINDOW_SIDE_SHARE, WINDOW_MARGIN_CELLS + (x1 - x0) * WINDOW_SIDE_SHARE
-        return (max(0, math.floor(y0 - mr)), min(gh, math.ceil(y1 + mr)),
-                max(0, math.floor(x0 - mc)), min(gw, math.ceil(x1 + mc)))
+        return self._cells_around(boxes.reshape(-1, 2), WINDOW_MARGIN_CELLS, WINDOW_SIDE_SHARE)
 
     def region(self, box, coords=None):
         """Grid cells (row0, row1, col0, col1) whose logits are computed for a box prompt (1, 4)
         (and its points (1, N, 2)): their extent plus ``MARGIN_CELLS`` and a quarter of each side."""
+        xy = box.reshape(-1, 2) if coords is None else torch.cat([box.reshape(-1, 2), coords.reshape(-1, 2)])
+        return self._cells_around(xy, MARGIN_CELLS, 0.25)
+
+    def _cells_around(self, xy, margin: float, side_share: float):
+        """Grid cells (row0, row1, col0, col1) of the extent of model-frame points xy (N, 2), plus
+        ``margin`` cells and ``side_share`` of each side on every side, within the grid."""
         gh, gw = self.grid
         cell = self.pe.input_image_size[0] / gh
-        xy = box.reshape(-1, 2) if coords is None else torch.cat([box.reshape(-1, 2), coords.reshape(-1, 2)])
         (x0, y0), (x1, y1) = (xy.amin(0) / cell).tolist(), (xy.amax(0) / cell).tolist()
-        mr, mc = MARGIN_CELLS + (y1 - y0) / 4, MARGIN_CELLS + (x1 - x0) / 4
+        mr, mc = margin + (y1 - y0) * side_share, margin + (x1 - x0) * side_share
         return (max(0, math.floor(y0 - mr)), min(gh, math.ceil(y1 + mr)),
                 max(0, math.floor(x0 - mc)), min(gw, math.ceil(x1 + mc)))
 
@@ -326,18 +326,15 @@ class FastMaskDecoder:
         queries = self.norm_final(queries + attn)
         return queries, keys
 
-    def _masks(self, queries, keys, picks, region=None, cropped=False):
+    def _masks(self, queries, keys, picks, region=None):
         """Low-res logits and predicted IoU of the mask tokens ``picks``, from the queries of the IoU
-        token and those mask tokens; with ``region`` (row0, row1, col0, col1) in grid cells, logits
-        only inside it and ``OUTSIDE_LOGIT`` elsewhere (``cropped``: ``keys`` hold the region's
-        image tokens only)."""
+        token and those mask tokens; with ``region`` (row0, row1, col0, col1) in grid cells, ``keys``
+        are the region's image tokens, and logits beyond it are ``OUTSIDE_LOGIT``."""
         md = self.md
         b = queries.shape[0]
         gh, gw = self.grid
         if region is not None:
             top, bottom, left, right = region
-            if not cropped:
-                keys = keys.view(b, gh, gw, -1)[:, top:bottom, left:right].reshape(b, (bottom - top) * (right - left), -1)
             gh, gw = bottom - top, right - left
         iou = md.iou_prediction_head(queries[:, 0])[:, picks]
         hyper = torch.stack([md.output_hypernetworks_mlps[i](queries[:, 1 + j]) for j, i in enumerate(picks)], dim=1)  # (B, k, C/8)
