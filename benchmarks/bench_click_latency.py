@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         widget.points_layer.add(np.array([[z, cy + rng.uniform(-hh, hh) / 2, cx + rng.uniform(-hw, hw) / 2]]))
         results["click (box + point)"].append(wait_shown(t0))
 
-        widget.clear_prompts()  # a lone click: the candidate-box path of core/clicks.py
+        widget.clear_prompts()  # a lone click: the candidate-box path of annotate/clicks.py
         for _ in range(5):
             app.processEvents()
         widget.points_layer.feature_defaults = {"positive": True}

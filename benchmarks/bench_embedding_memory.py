@@ -81,7 +81,7 @@ def fake_encoder(engine):
     """Random features of the real shape, fast: the memory behaviour without the encoder's cost."""
     import torch
 
-    from napari_sam_mis.core.engine import SliceEmbedding
+    from napari_sam_mis.model.slices import SliceEmbedding
 
     def embed_slices(slices):
         return [SliceEmbedding(torch.randn(1, 256, 64, 64), engine.geometry(np.shape(s)[:2])) for s in slices]
@@ -93,10 +93,10 @@ def run_case(case: str, encoder: str, n: int, lru: int, batch: int) -> dict:
     """One measurement in this process; returns the figures as a dict."""
     import torch
 
-    from napari_sam_mis.core.engine import SamEngine
-    from napari_sam_mis.core.session import AnnotationSession
-    from napari_sam_mis.core.volume import Volume
-    from napari_sam_mis.core.window import Window
+    from napari_sam_mis.annotate.session import AnnotationSession
+    from napari_sam_mis.annotate.window import Window
+    from napari_sam_mis.model.engine import SamEngine
+    from napari_sam_mis.volume import Volume
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     engine = SamEngine.load("litemedsam", device="cpu")
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
               f"{r['growth_mb']:9.0f} {r['mb_per_slice']:8.2f} {r['est_peak_rss_mb_at_300']:11.0f} "
               f"{r['s_per_slice']:8.3f} {r['disk_mb']:8.0f}")
     marks = (1, 16, 64, 150, 300)
-    print(f"\nRSS (MB) after slice k, full runs with the fake encoder: " + ", ".join(f"k={k}" for k in marks))
+    print("\nRSS (MB) after slice k, full runs with the fake encoder: " + ", ".join(f"k={k}" for k in marks))
     for r in rows[2:]:
         curve = r["rss_mb_after_each_slice"]
         print(f"{r['case']:6} " + " ".join(f"{curve[k - 1]:8.0f}" for k in marks))

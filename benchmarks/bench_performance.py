@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from napari_sam_mis._cli_bench import main
+from napari_sam_mis.cli.bench import main
 
 SPLEEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "msd_spleen_crop"
 

@@ -31,13 +31,13 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the results to this JSON file")
     args = ap.parse_args(argv)
 
+    from napari_sam_mis.annotate.geometry import mask_box
+    from napari_sam_mis.annotate.masks import mask_for_prompt
+    from napari_sam_mis.annotate.prompts import Prompt
+    from napari_sam_mis.annotate.session import AnnotationSession
     from napari_sam_mis.core import planes
-    from napari_sam_mis.core.decode import decode
-    from napari_sam_mis.core.engine import SamEngine
-    from napari_sam_mis.core.prompts import Prompt
-    from napari_sam_mis.core.propagate import mask_box
-    from napari_sam_mis.core.session import AnnotationSession
     from napari_sam_mis.io import read_volume
+    from napari_sam_mis.model.engine import SamEngine
 
     vol = read_volume(args.image)
     gt = read_volume(args.labels).array > 0
@@ -55,11 +55,11 @@ def main(argv=None) -> int:
             planes.ISOTROPIC_RATIO = ratio
             session = AnnotationSession(vol, engine, axis=axis, batch_size=4)
             session.embed(picked)
-            print(f"{name} {variant}: grid {session.plane.grid} for slices {session.plane.shape}", file=sys.stderr)
-            res[variant] = [dice(session.decode(i, boxes[i]).mask, plane_gt[i]) for i in picked]
+            print(f"{name} {variant}: grid {session.plane.model_shape} for slices {session.plane.shape}", file=sys.stderr)
+            res[variant] = [dice(session.predict(i, boxes[i]).mask, plane_gt[i]) for i in picked]
             if variant == "resampled":  # same embeddings, prompt scaled without the sub-pixel mapping
                 res["resampled, plain prompt"] = [
-                    dice(decode(engine, session.embedding(i), boxes[i]).mask, plane_gt[i]) for i in picked]
+                    dice(mask_for_prompt(engine, session.embedding(i), boxes[i]).mask, plane_gt[i]) for i in picked]
         planes.ISOTROPIC_RATIO = default_ratio
 
     variants = ("as is", "resampled, plain prompt", "resampled")

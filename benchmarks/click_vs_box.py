@@ -1,6 +1,6 @@
 """Latency of one click against one box prompt with the box-trained LiteMedSAM, on the CPU.
 
-A click goes through core/clicks.py: candidate boxes from the image, the first one decoded, the
+A click goes through annotate/clicks.py: candidate boxes from the image, the first one decoded, the
 others only when it is not confident, then selection and click edits; a box is one plain decode.
 Both run through AnnotationSession.decode on the same embedded slice, interleaved, ``--runs``
 times each (after one warm-up), on EVERY slice of the object: the click is the evaluation's first
@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_sam_mis.cli import read_label_array
-from napari_sam_mis.core.engine import SamEngine
-from napari_sam_mis.core.evaluate import farthest_interior_point
-from napari_sam_mis.core.propagate import mask_box
-from napari_sam_mis.core.prompts import POSITIVE, Prompt
-from napari_sam_mis.core.session import AnnotationSession
-from napari_sam_mis.io import read_volume
+from napari_sam_mis.annotate.geometry import mask_box
+from napari_sam_mis.annotate.prompts import POSITIVE, Prompt
+from napari_sam_mis.annotate.session import AnnotationSession
+from napari_sam_mis.evaluation.simulate import farthest_interior_point
+from napari_sam_mis.io import read_label_array, read_volume
+from napari_sam_mis.model.engine import SamEngine
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CASES = {
@@ -38,9 +37,9 @@ CASES = {
 
 
 def count_decoder_calls(engine) -> list:
-    """Wrap engine.decode_raw and engine.decode_candidates to record the prompts of every call."""
+    """Wrap engine.decode and engine.decode_candidates to record the prompts of every call."""
     calls = []
-    raw, candidates = engine.decode_raw, engine.decode_candidates
+    raw, candidates = engine.decode, engine.decode_candidates
 
     def counted_raw(features, coords=None, labels=None, boxes=None, mask_logits=None, multimask=False):
         calls.append(len(boxes) if boxes is not None else len(coords))
@@ -50,7 +49,7 @@ def count_decoder_calls(engine) -> list:
         calls.append(len(boxes))
         return candidates(features, boxes)
 
-    engine.decode_raw, engine.decode_candidates = counted_raw, counted_candidates
+    engine.decode, engine.decode_candidates = counted_raw, counted_candidates
     return calls
 
 
@@ -65,16 +64,16 @@ def time_case(engine, image, labels, runs: int) -> dict:
         session.embedding(z)
         box = Prompt(box=mask_box(gt[z]))
         click = Prompt(points=[farthest_interior_point(gt[z])], labels=[POSITIVE])
-        session.decode(z, box)  # warm-up
+        session.predict(z, box)  # warm-up
         calls.clear()
-        session.decode(z, click)
+        session.predict(z, click)
         candidates.append(sum(calls))
         for _ in range(runs):
             for name, prompt in (("box", box), ("click", click)):
                 t0 = time.perf_counter()
-                session.decode(z, prompt)
+                session.predict(z, prompt)
                 times[name].append(time.perf_counter() - t0)
-    del engine.decode_raw, engine.decode_candidates  # back to the class methods
+    del engine.decode, engine.decode_candidates  # back to the class methods
     box_ms, click_ms = (1000 * float(np.median(times[k])) for k in ("box", "click"))
     return {"slices": len(candidates), "shape": list(gt.shape[1:]), "runs_per_slice": runs, "box_ms": box_ms,
             "click_ms": click_ms, "ratio": click_ms / box_ms, "candidates_per_click": candidates,

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_sam_mis.core.engine import SamEngine
-from napari_sam_mis.core.evaluate import dice, segment_label
-from napari_sam_mis.core.propagate import fill_between, interpolated_shape, signed_distance
-from napari_sam_mis.core.session import AnnotationSession
+from napari_sam_mis.annotate.fill import fill_between, interpolated_shape, signed_distance
+from napari_sam_mis.annotate.geometry import dice
+from napari_sam_mis.annotate.session import AnnotationSession
+from napari_sam_mis.evaluation.protocol import segment_label
 from napari_sam_mis.io import read_labels, read_volume
+from napari_sam_mis.model.engine import SamEngine
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "msd_spleen_crop"
 STEPS = (2, 3, 4, 5, 7)

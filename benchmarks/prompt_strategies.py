@@ -11,11 +11,11 @@ import json
 import sys
 from pathlib import Path
 
-from napari_sam_mis.cli import read_label_array
-from napari_sam_mis.core.engine import SamEngine
-from napari_sam_mis.core.evaluate import PROMPT_KINDS, evaluate
-from napari_sam_mis.core.session import AnnotationSession
-from napari_sam_mis.io import read_volume
+from napari_sam_mis.annotate.session import AnnotationSession
+from napari_sam_mis.evaluation.protocol import evaluate
+from napari_sam_mis.evaluation.simulate import PROMPT_KINDS
+from napari_sam_mis.io import read_label_array, read_volume
+from napari_sam_mis.model.engine import SamEngine
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CASES = {

@@ -45,7 +45,7 @@ def main(out_dir: Path) -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_sam_mis._qt.annotate_widget import AnnotateWidget
-    from napari_sam_mis.core.evaluate import farthest_interior_point
+    from napari_sam_mis.evaluation.simulate import farthest_interior_point
     from napari_sam_mis.io import read_volume
 
     vol = read_volume(SPLEEN / "spleen2_ct.nii.gz")
@@ -75,7 +75,7 @@ def main(out_dir: Path) -> None:
     close_toasts(viewer)
     viewer.screenshot(str(out_dir / "widget_committed.png"), canvas_only=False)
 
-    # one click on another slice: the click path of core/clicks.py
+    # one click on another slice: the click path of annotate/clicks.py
     zc = Z + 3
     viewer.dims.set_current_step(0, zc)
     wait(app, lambda: widget.session.has_embedding(zc))
@@ -102,9 +102,8 @@ def lesion_click(out_dir: Path) -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_sam_mis._qt.annotate_widget import AnnotateWidget
-    from napari_sam_mis.cli import read_label_array
-    from napari_sam_mis.core.evaluate import farthest_interior_point
-    from napari_sam_mis.io import read_volume
+    from napari_sam_mis.evaluation.simulate import farthest_interior_point
+    from napari_sam_mis.io import read_label_array, read_volume
 
     vol = read_volume(LESION)
     gt = read_label_array(LESION, vol) > 0

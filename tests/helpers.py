@@ -1,4 +1,5 @@
-"""Shared test helpers: where the real data lies, and one engine per test session."""
+"""Where the real test data lies (../shared/data beside the checkout), skipping when it is missing,
+and a small SAM built from segment_anything's real modules."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,8 +36,8 @@ def tiny_sam(decoder_depth: int = 1):
     torch.manual_seed(0)
     enc = ImageEncoderViT(img_size=1024, patch_size=16, embed_dim=32, depth=1, num_heads=1, out_chans=256,
                           norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), window_size=14, global_attn_indexes=())
-    pe = PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16)
+    prompt_encoder = PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16)
     transformer = TwoWayTransformer(depth=decoder_depth, embedding_dim=256, mlp_dim=64, num_heads=2)
     dec = MaskDecoder(num_multimask_outputs=3, transformer=transformer, transformer_dim=256, iou_head_depth=1,
                       iou_head_hidden_dim=32)
-    return Sam(enc, pe, dec).eval()
+    return Sam(enc, prompt_encoder, dec).eval()

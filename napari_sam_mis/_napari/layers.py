@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.label_list import LabelList
-from ..core.prompts import Prompt
-from ..core.volume import Volume
+from napari_sam_mis._napari.keys import LABEL_NAMES_KEY, SEGMENTS_KEY, VOLUME_KEY
+from napari_sam_mis.annotate.labels import LabelList
+from napari_sam_mis.annotate.prompts import Prompt
+from napari_sam_mis.volume import Volume
 
 POSITIVE_COLOR = "#00e05a"
 NEGATIVE_COLOR = "#ff3c3c"
@@ -18,7 +19,7 @@ BOX_COLOR = "#ffd400"
 
 def volume_from_layer(layer) -> Volume:
     """The Volume behind an image layer: its metadata["volume"], else built from data + scale."""
-    vol = layer.metadata.get("volume") if isinstance(layer.metadata, dict) else None
+    vol = layer.metadata.get(VOLUME_KEY) if isinstance(layer.metadata, dict) else None
     if isinstance(vol, Volume):
         return vol
     data = np.asarray(layer.data)
@@ -169,9 +170,6 @@ def label_colormap(labels: LabelList, alpha: float = 1.0):
     return DirectLabelColormap(color_dict=colors)
 
 
-SEGMENTS_KEY = "segments"  # the key the readers and writers use: {"1": {"name", "color": [r, g, b]}}
-
-
 def segments_metadata(labels: LabelList) -> dict:
     return {str(s.value): {"name": s.name, "color": [round(c * 255) for c in s.rgba()[:3]]} for s in labels}
 
@@ -190,7 +188,7 @@ def attach_label_names(labels_layer, labels: LabelList, volume: Volume | None = 
     """Put names and colours where the writers look for them (metadata["segments"]), keep the
     source Volume with the labels (the writers take the geometry from it) and colour the layer."""
     labels_layer.metadata[SEGMENTS_KEY] = segments_metadata(labels)
-    labels_layer.metadata["label_names"] = labels.names()
-    if volume is not None and not isinstance(labels_layer.metadata.get("volume"), Volume):
-        labels_layer.metadata["volume"] = volume
+    labels_layer.metadata[LABEL_NAMES_KEY] = labels.names()
+    if volume is not None and not isinstance(labels_layer.metadata.get(VOLUME_KEY), Volume):
+        labels_layer.metadata[VOLUME_KEY] = volume
     labels_layer.colormap = label_colormap(labels)

@@ -5,12 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.volume import Volume
-from ..io.segments import Labels, segments_to_json
-
-CT_WINDOW = (-160.0, 240.0)  # soft tissue: level 40, width 400
-VOLUME_KEY = "volume"  # layer.metadata[VOLUME_KEY] holds the source Volume (writers need its geometry)
-SEGMENTS_KEY = "segments"  # layer.metadata[SEGMENTS_KEY]: {"1": {"name", "color"}}
+from napari_sam_mis._napari.keys import SEGMENTS_KEY, VOLUME_KEY
+from napari_sam_mis.annotate.window import default_ct_contrast
+from napari_sam_mis.io.formats import is_nifti, nifti_stem
+from napari_sam_mis.io.segments import Labels, segments_to_json
+from napari_sam_mis.volume import Volume
 
 
 def napari_get_reader(path):
@@ -20,10 +19,9 @@ def napari_get_reader(path):
             return None
         path = path[0]
     p = Path(path)
-    name = p.name.lower()
-    if name.endswith((".nii", ".nii.gz")) and p.is_file():
+    if is_nifti(p) and p.is_file():
         return read_image_layers
-    from ..io.dicom import is_dicom_file
+    from napari_sam_mis.io.dicom import is_dicom_file
 
     if p.is_dir():
         return read_image_layers if any(is_dicom_file(f) for f in p.iterdir()) else None
@@ -50,7 +48,7 @@ def display_transform(volume: Volume) -> dict:
 def _image_layer(volume: Volume, name: str):
     kwargs = {"name": name, "metadata": {VOLUME_KEY: volume}, "colormap": "gray", **display_transform(volume)}
     if volume.modality == "CT" and not volume.windowed:
-        kwargs["contrast_limits"] = CT_WINDOW
+        kwargs["contrast_limits"] = default_ct_contrast()
     elif volume.array.size:
         lo, hi = np.percentile(volume.array, [0.5, 99.5])
         kwargs["contrast_limits"] = (float(lo), float(hi) if hi > lo else float(lo) + 1)
@@ -60,13 +58,13 @@ def _image_layer(volume: Volume, name: str):
 def _name(volume: Volume) -> str:
     desc = volume.meta.get("dicom", {}).get("SeriesDescription")
     p = Path(volume.source)
-    return desc or (p.name[:-7] if p.name.endswith(".nii.gz") else p.stem)
+    return desc or nifti_stem(p)
 
 
 def read_image_layers(path):
     """A NIfTI file, or every image series in a DICOM folder (one layer each, named by description)."""
-    from ..io import read_volume
-    from ..io.dicom import list_series
+    from napari_sam_mis.io import read_volume
+    from napari_sam_mis.io.dicom import list_series
 
     p = Path(path[0] if isinstance(path, (list, tuple)) else path)
     if p.is_dir():
@@ -98,9 +96,9 @@ def _rgb(color) -> tuple:
 def read_dicom_file_layers(path):
     """A single DICOM file: a DICOM-SEG becomes labels on its own grid; a multi-frame image opens as
     a volume; a single slice opens the whole series it belongs to (when the folder holds it)."""
-    from ..io import read_labels, read_volume
-    from ..io.dicom import _read_header, is_seg
-    from ..io.dicom_seg import seg_grid
+    from napari_sam_mis.io import read_labels, read_volume
+    from napari_sam_mis.io.dicom import _read_header, is_seg
+    from napari_sam_mis.io.dicom_seg import seg_grid
 
     p = Path(path[0] if isinstance(path, (list, tuple)) else path)
     ds = _read_header(p)

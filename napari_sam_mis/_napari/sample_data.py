@@ -1,7 +1,9 @@
 """napari sample data: the synthetic abdominal CT phantom (no files needed)."""
 from __future__ import annotations
 
-from ..core.phantom import ORGANS, abdomen_phantom
+from napari_sam_mis._napari.keys import VOLUME_KEY
+from napari_sam_mis.annotate.window import default_ct_contrast
+from napari_sam_mis.io.phantom import ORGANS, abdomen_phantom
 
 
 def abdomen_phantom_layers():
@@ -12,9 +14,9 @@ def abdomen_phantom_layers():
             {
                 "name": "abdomen phantom (HU)",
                 "scale": vol.spacing,
-                "contrast_limits": (-160, 240),
+                "contrast_limits": default_ct_contrast(),
                 "colormap": "gray",
-                "metadata": {"volume": vol, "organs": {v: n for v, (n, _) in ORGANS.items()}},
+                "metadata": {VOLUME_KEY: vol, "organs": {v: n for v, (n, _) in ORGANS.items()}},
             },
             "image",
         )

@@ -1,14 +1,12 @@
 """npe2 single-layer writers for labels layers: NIfTI (+ .json names) and DICOM-SEG."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from ..core.volume import Volume
-from ..errors import InputError
-from ..io import write_labels
-from .readers import SEGMENTS_KEY, VOLUME_KEY
+from napari_sam_mis._napari.keys import SEGMENTS_KEY, VOLUME_KEY
+from napari_sam_mis.errors import InputError
+from napari_sam_mis.io import write_labels
+from napari_sam_mis.volume import Volume
 
 
 def _volume(path, data, attributes, need_dicom: bool) -> Volume:

@@ -1,6 +1,7 @@
 """A small Qt view of a LabelList: select, add, rename and recolour labels."""
 from __future__ import annotations
 
+from napari.utils.notifications import show_warning
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
@@ -14,9 +15,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari.utils.notifications import show_warning
-
-from ..core.label_list import LabelList
+from napari_sam_mis.annotate.labels import LabelList
 
 
 def _swatch(color: str) -> QIcon:

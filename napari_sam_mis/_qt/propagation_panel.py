@@ -22,19 +22,19 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._napari import layers as L
-from ..core.decode import DecodeResult
-from ..core.history import commit_slices
-from ..core.prompts import Prompt
-from ..core.propagate import DOWN, UP, SliceLocks, fill_between, fill_slices, propagate
+from napari_sam_mis._napari import layers as L
+from napari_sam_mis.annotate.fill import fill_between, fill_slices
+from napari_sam_mis.annotate.masks import MaskResult
+from napari_sam_mis.annotate.prompts import Prompt
+from napari_sam_mis.annotate.propagate import DOWN, UP, SliceLocks, propagate
 
 
 @thread_worker
 def propagation_worker(session, z: int, start, runs):
-    """Yield the reference slice's DecodeResult (when ``start`` is a Prompt), then each
+    """Yield the reference slice's MaskResult (when ``start`` is a Prompt), then each
     SliceResult of ``runs``: (direction, stop_z) pairs propagated from slice ``z``."""
     if isinstance(start, Prompt):
-        start = session.decode(z, start)
+        start = session.predict(z, start)
         yield start
     for direction, stop_z, locked in runs:
         yield from propagate(session, z, start, direction, stop_z, locked)
@@ -48,7 +48,7 @@ def fill_worker(session, key_masks: dict, locked):
 class PropagationPanel(QWidget):
     def __init__(self, host, parent=None):
         super().__init__(parent)
-        self.host = host  # the AnnotateWidget: session, layers, selected label, history
+        self.host = host  # the AnnotateWidget: session, prompts, labels layer, selected label, commits
         self.locks = SliceLocks()
         self.worker = None
         self.previewed: set[int] = set()  # slices whose preview came from the last run
@@ -172,10 +172,8 @@ class PropagationPanel(QWidget):
         return np.asarray(labels.data[L.labels_key(3, z, self.host.axis)]) == self._value()
 
     def _clear_previews(self, keep=()) -> None:
-        for z in self.previewed - set(keep):
-            self.host._preview_plane(z)[...] = 0
+        self.host.prompts.clear_previews(self.previewed - set(keep))
         self.previewed &= set(keep)
-        self.host.preview_layer.refresh()
 
     # ---------------------------------------------------------------------- propagation --
     def propagate(self, direction: int) -> None:
@@ -188,7 +186,7 @@ class PropagationPanel(QWidget):
         if not lo <= z <= hi:
             show_warning(f"SAM: slice {z} is outside the propagation range {lo}..{hi}")
             return
-        start = L.prompt_for_slice(host.points_layer, host.shapes_layer, z, host.axis)
+        start = host.prompts.prompt(z)
         if start.is_empty:
             start = self._label_mask(z)
             if start is None or not start.any():
@@ -235,12 +233,12 @@ class PropagationPanel(QWidget):
     def _on_result(self, worker, result) -> None:
         if worker is not self.worker:
             return
-        z = self.reference if isinstance(result, DecodeResult) else result.z
-        plane = self.host._preview_plane(z)
+        z = self.reference if isinstance(result, MaskResult) else result.z
+        plane = self.host.prompts.preview_plane(z)
         plane[...] = 0
         plane[result.mask] = self._value()
         self.previewed.add(z)
-        if not isinstance(result, DecodeResult):
+        if not isinstance(result, MaskResult):
             self.progress.setValue(self.progress.value() + 1)
         self.host.preview_layer.refresh()
 
@@ -270,9 +268,8 @@ class PropagationPanel(QWidget):
         if target is None:
             return
         labels, value = target
-        masks = {z: host._preview_plane(z) > 0 for z in sorted(self.previewed) if z not in self.locks}
-        host.record_commit(labels, commit_slices(labels.data, masks, value, host.overwrite_check.isChecked(),
-                                                 axis=host.axis))
+        masks = {z: host.prompts.preview_plane(z) > 0 for z in sorted(self.previewed) if z not in self.locks}
+        host.commits.commit_slices(labels, masks, value, host.overwrite_check.isChecked(), host.axis)
         if self.reference is not None:  # the slice the user prompted counts as hand-made
             self.locks.lock(self.reference)
             if host.current_z() == self.reference:

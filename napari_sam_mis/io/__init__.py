@@ -2,6 +2,7 @@
 
 read_volume(path)                      NIfTI, DICOM folder / multi-frame file, CVPR24 .npz, 2D PNG/JPEG/TIFF
 read_labels(path, volume)              NIfTI labels or DICOM-SEG onto the volume's grid -> Labels
+read_label_array(path, volume)         any ground truth (also CVPR24 .npz, mask images) -> label array
 write_labels(labels, volume, path)     .nii/.nii.gz (+ .json names) or .dcm (DICOM-SEG)
 """
 from __future__ import annotations
@@ -10,34 +11,32 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.volume import Volume
-from ..errors import InputError
-from .segments import Labels, Segment
+from napari_sam_mis.errors import InputError
+from napari_sam_mis.io.formats import is_nifti, is_npz, is_raster
+from napari_sam_mis.io.segments import Labels, Segment
+from napari_sam_mis.volume import Volume
 
-__all__ = ["Labels", "Segment", "Volume", "read_labels", "read_volume", "write_labels"]
-
-_NIFTI = (".nii", ".nii.gz")
+__all__ = ["Labels", "Segment", "Volume", "read_label_array", "read_labels", "read_volume", "write_labels"]
 
 
 def read_volume(path, series: str | None = None) -> Volume:
     """Read an image into a Volume. ``series`` picks one series (description or UID) in a mixed DICOM folder."""
     p = Path(path)
-    name = p.name.lower()
     if not p.exists():
         raise InputError(p, "no such file or folder")
-    if name.endswith(_NIFTI):
-        from .nifti import read_nifti
+    if is_nifti(p):
+        from napari_sam_mis.io.nifti import read_nifti
 
         return read_nifti(p)
-    if name.endswith(".npz"):
-        from .raster import read_npz
+    if is_npz(p):
+        from napari_sam_mis.io.raster import read_npz
 
         return read_npz(p)
-    if name.endswith((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")):
-        from .raster import read_raster
+    if is_raster(p):
+        from napari_sam_mis.io.raster import read_raster
 
         return read_raster(p)
-    from .dicom import is_dicom_file, read_dicom
+    from napari_sam_mis.io.dicom import is_dicom_file, read_dicom
 
     if p.is_dir() or is_dicom_file(p):
         return read_dicom(p, series)
@@ -64,16 +63,16 @@ def write_labels(labels, volume: Volume, path, segments=None, *, algorithm_name:
     ``new_uids``: DICOM-SEG only; fill blank Study/Series Instance UIDs of an anonymised source.
     Returns the paths written. Never overwrites the source; writes via a temporary file.
     """
-    from .atomic import refuse_sources
+    from napari_sam_mis.io.atomic import refuse_sources
 
     out = refuse_sources(path, [volume.source, *volume.meta.get("dicom_files", [])])
     arr = check_labels(labels, volume, out)
-    if out.name.lower().endswith(_NIFTI):
-        from .nifti import write_nifti_labels
+    if is_nifti(out):
+        from napari_sam_mis.io.nifti import write_nifti_labels
 
         return write_nifti_labels(arr, volume, out, segments)
     if out.suffix.lower() == ".dcm":
-        from .dicom_seg import write_dicom_seg
+        from napari_sam_mis.io.dicom_seg import write_dicom_seg
 
         return [write_dicom_seg(arr, volume, out, segments, algorithm_name=algorithm_name, new_uids=new_uids)]
     raise InputError(out, "unknown labels format (expected .nii, .nii.gz or .dcm for DICOM-SEG)")
@@ -84,14 +83,28 @@ def read_labels(path, volume: Volume) -> Labels:
     p = Path(path)
     if not p.is_file():
         raise InputError(p, "no such file")
-    if p.name.lower().endswith(_NIFTI):
-        from .nifti import read_nifti_labels
+    if is_nifti(p):
+        from napari_sam_mis.io.nifti import read_nifti_labels
 
         return read_nifti_labels(p, volume)
-    from .dicom import is_dicom_file
+    from napari_sam_mis.io.dicom import is_dicom_file
 
     if is_dicom_file(p):
-        from .dicom_seg import read_dicom_seg
+        from napari_sam_mis.io.dicom_seg import read_dicom_seg
 
         return read_dicom_seg(p, volume)
     raise InputError(p, "unknown labels format (expected .nii, .nii.gz or a DICOM-SEG .dcm)")
+
+
+def read_label_array(path, volume: Volume) -> np.ndarray:
+    """Ground-truth labels for ``volume`` as a (z, y, x) array: NIfTI, DICOM-SEG, CVPR24 .npz
+    (``gts``) or a 2D mask image."""
+    if is_npz(path):
+        from napari_sam_mis.io.raster import read_npz_labels
+
+        return read_npz_labels(path, volume.shape)
+    if is_raster(path):
+        from napari_sam_mis.io.raster import read_mask_raster
+
+        return read_mask_raster(path, volume.shape[1:])
+    return read_labels(path, volume).array

@@ -6,7 +6,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import InputError
+from napari_sam_mis.errors import InputError
 
 
 def refuse_sources(path, sources) -> Path:
@@ -35,3 +35,9 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_bytes_atomic(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it and a rename."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.volume import Volume
-from ..errors import InputError
-from .segments import Labels, make_segments
+from napari_sam_mis.errors import InputError
+from napari_sam_mis.io.segments import Labels, make_segments
+from napari_sam_mis.volume import Volume
 
 _CHANNEL = {"CT": "CT", "MR": "MRI"}  # nnU-Net normalises channels named "CT" with CT statistics
 
 
 def _load_case(image, labels, segments) -> tuple[Volume, np.ndarray, dict, str]:
-    from . import check_labels, read_labels, read_volume
+    from napari_sam_mis.io import check_labels, read_labels, read_volume
 
     vol = image if isinstance(image, Volume) else read_volume(image)
     where = str(labels) if isinstance(labels, (str, Path)) else (vol.source or "labels")
@@ -47,7 +47,7 @@ def export_nnunet_dataset(cases, output_dir, *, dataset_id: int, name: str, segm
     Labels are matched across cases by name (from sidecars/DICOM-SEG, or ``segments``, else
     "label N") and renumbered 1..N consistently. Each case's labels must lie on its image's grid.
     """
-    from .nifti import write_nifti
+    from napari_sam_mis.io.nifti import write_nifti
 
     if not (1 <= int(dataset_id) <= 999) or not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
         raise InputError(name, "dataset id must be 1..999 and the name letters, digits, '_' or '-'")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.volume import Volume
-from ..errors import InputError
+from napari_sam_mis.errors import InputError
+from napari_sam_mis.volume import Volume
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"

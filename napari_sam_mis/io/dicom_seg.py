@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.volume import Volume
-from ..errors import InputError
-from .atomic import atomic_path
-from .dicom import LPS_TO_RAS
-from .grid import onto_grid
-from .segments import Labels, Segment, make_segments
+from napari_sam_mis.errors import InputError
+from napari_sam_mis.io.atomic import atomic_path
+from napari_sam_mis.io.dicom import LPS_TO_RAS
+from napari_sam_mis.io.reorient import reorient_onto
+from napari_sam_mis.io.segments import Labels, Segment, make_segments
+from napari_sam_mis.volume import Volume
 
 _REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "SOPInstanceUID")
 
@@ -53,7 +53,7 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path, segments=None, *,
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    from .. import __version__
+    from napari_sam_mis import __version__
 
     out = Path(path)
     sources = _source_datasets(volume, out, new_uids)
@@ -139,7 +139,7 @@ def read_dicom_seg(path, volume: Volume) -> Labels:
                                                        ignore_spatial_locations=True)
         else:
             vol = seg.get_volume(segment_numbers=numbers)
-            stack = onto_grid(np.asarray(vol.array), LPS_TO_RAS @ np.asarray(vol.affine), volume, p, partial=True)
+            stack = reorient_onto(np.asarray(vol.array), LPS_TO_RAS @ np.asarray(vol.affine), volume, p, partial=True)
     except InputError:
         raise
     except Exception as exc:

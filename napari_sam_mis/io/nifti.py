@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.volume import Volume
-from ..errors import InputError
-from .atomic import atomic_path
-from .grid import onto_grid
-from .segments import Labels, make_segments, segments_to_json
+from napari_sam_mis.errors import InputError
+from napari_sam_mis.io.atomic import atomic_path
+from napari_sam_mis.io.reorient import reorient_onto
+from napari_sam_mis.io.segments import Labels, make_segments, segments_to_json
+from napari_sam_mis.volume import Volume
 
 # Swaps homogeneous (i, j, k, 1) <-> (k, j, i, 1); its own inverse, exact in floating point.
 SWAP_XYZ_ZYX = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
@@ -95,7 +95,7 @@ def read_nifti_labels(path, volume: Volume) -> Labels:
     """NIfTI labels onto ``volume``'s grid (reoriented if only axis order/direction differ)."""
     p = Path(path)
     img, data = _load(p)
-    arr = onto_grid(data.transpose(2, 1, 0), img.affine @ SWAP_XYZ_ZYX, volume, p)
+    arr = reorient_onto(data.transpose(2, 1, 0), img.affine @ SWAP_XYZ_ZYX, volume, p)
     if arr.dtype.kind == "f":
         if not np.array_equal(arr, np.round(arr)):
             raise InputError(p, "label values must be whole numbers")

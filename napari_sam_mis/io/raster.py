@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.volume import Volume
-from ..errors import InputError
+from napari_sam_mis.errors import InputError
+from napari_sam_mis.volume import Volume
 
 
 def read_raster(path) -> Volume:

@@ -1,0 +1,52 @@
+"""Commits into the labels layer with undo/redo (the Qt-free ``CommitHistory``), and what the
+user is told about them."""
+from __future__ import annotations
+
+from napari.utils.notifications import show_info, show_warning
+
+from napari_sam_mis.annotate.history import CommitHistory, commit_mask, commit_slices
+
+
+class CommitController:
+    """One undo history for the labels layer the widget commits into."""
+
+    def __init__(self, depth: int = 50):
+        self.history = CommitHistory(depth=depth)
+
+    def commit_slice(self, labels_layer, key: tuple, mask, value: int, overwrite: bool) -> None:
+        self._record(labels_layer, commit_mask(labels_layer.data, key, mask, value, overwrite))
+
+    def commit_slices(self, labels_layer, masks: dict, value: int, overwrite: bool, axis: int) -> None:
+        """Several slices ({z: mask} along ``axis``) as one undoable commit."""
+        self._record(labels_layer, commit_slices(labels_layer.data, masks, value, overwrite, axis=axis))
+
+    def _record(self, labels_layer, result) -> None:
+        if result.commit is not None:
+            self.history.push(result.commit)
+            labels_layer.refresh()
+        if result.skipped:
+            show_warning(
+                f"SAM: {result.skipped} voxels already hold another label and were kept "
+                "(tick 'overwrite other labels' to replace them)"
+            )
+
+    def undo(self, labels_layer) -> None:
+        self._undo_redo(labels_layer, redo=False)
+
+    def redo(self, labels_layer) -> None:
+        self._undo_redo(labels_layer, redo=True)
+
+    def _undo_redo(self, labels_layer, redo: bool) -> None:
+        if labels_layer is None:
+            return
+        out = (self.history.redo if redo else self.history.undo)(labels_layer.data)
+        if out is None:
+            show_info(f"SAM: nothing to {'redo' if redo else 'undo'}")
+            return
+        _, conflicts = out
+        labels_layer.refresh()
+        if conflicts:
+            show_warning(f"SAM: {conflicts} voxels were edited since and were left as they are")
+
+    def clear(self) -> None:
+        self.history.clear()

@@ -1,0 +1,43 @@
+"""What the commands share: the model and window arguments, and a session built from them."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from napari_sam_mis.annotate.window import CT_PRESETS, Window
+from napari_sam_mis.errors import SamMisError
+from napari_sam_mis.model.registry import DEFAULT_MODEL, REGISTRY
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=list(REGISTRY), help="model name (default: %(default)s)")
+    p.add_argument("--checkpoint", help="checkpoint file for sam_vit_* / medsam_vit_b (never downloaded); for "
+                   "litemedsam_clicks: a `finetune` output folder or weights file instead of the shipped one")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("--window", choices=sorted(CT_PRESETS), help="CT window preset (default: soft tissue for CT)")
+    p.add_argument("--level", type=float, help="custom CT window level in HU (with --width)")
+    p.add_argument("--width", type=float, help="custom CT window width in HU (with --level)")
+
+
+def window_from_args(args, volume) -> Window:
+    if args.level is not None or args.width is not None:
+        if args.level is None or args.width is None:
+            raise SamMisError("--level and --width go together")
+        return Window("level_width", args.level, args.width)
+    if args.window:
+        return Window.preset(args.window)
+    return Window.for_volume(volume)
+
+
+def load_engine(args):
+    from napari_sam_mis.model.engine import SamEngine
+
+    return SamEngine.load(args.model, args.checkpoint, args.device)
+
+
+def session_from_args(args, volume):
+    from napari_sam_mis.annotate.session import AnnotationSession
+
+    engine = load_engine(args)
+    print(f"model {engine.name} on {engine.device}", file=sys.stderr)
+    return AnnotationSession(volume, engine, window_from_args(args, volume))

@@ -1,0 +1,39 @@
+"""`napari-sam-mis eval`: Dice of simulated prompts against ground truth."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from napari_sam_mis.cli.common import add_model_args, session_from_args
+from napari_sam_mis.evaluation.protocol import MODES
+from napari_sam_mis.evaluation.simulate import PROMPT_KINDS
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("eval", help="Dice of simulated prompts against ground truth")
+    p.add_argument("image", help="NIfTI, DICOM folder, CVPR24 .npz (imgs/gts) or 2D PNG")
+    p.add_argument("labels", nargs="?", help="ground truth (NIfTI, .npz, PNG mask); default: the image's npz")
+    p.add_argument("--prompt", default="box", choices=PROMPT_KINDS,
+                   help="simulated prompt; clicks3 = one click + two corrective clicks (interactive protocol)")
+    p.add_argument("--mode", default="2d", choices=MODES, help="2d: every slice prompted; 3d: middle slice + propagation")
+    p.add_argument("--json", help="also write the result JSON to this file")
+    add_model_args(p)
+    p.set_defaults(func=run_eval)
+    return p
+
+
+def run_eval(args) -> int:
+    from napari_sam_mis.evaluation.protocol import evaluate
+    from napari_sam_mis.io import read_label_array, read_volume
+
+    volume = read_volume(args.image)
+    labels = read_label_array(args.labels or args.image, volume)
+    session = session_from_args(args, volume)
+    result = evaluate(session, labels, args.prompt, args.mode, progress=lambda m: print(m, file=sys.stderr))
+    line = json.dumps(result)
+    if args.json:
+        Path(args.json).write_text(line + "\n")
+    print(line)
+    return 0

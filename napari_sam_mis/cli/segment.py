@@ -1,0 +1,69 @@
+"""`napari-sam-mis segment`: a box and/or clicks on one slice -> labels file, optionally propagated."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from napari_sam_mis.cli.common import add_model_args, session_from_args
+from napari_sam_mis.errors import SamMisError
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "segment",
+        help="segment from a box and/or points without the GUI",
+        description="Coordinates are napari's: Z is the slice index along the first array axis, ROW and COL are "
+        "pixel indices in that slice (row down, col right), as shown in napari's status bar.",
+    )
+    p.add_argument("image")
+    p.add_argument("--box", nargs=5, type=float, metavar=("Z", "ROW0", "COL0", "ROW1", "COL1"), help="box corners on slice Z")
+    p.add_argument("--point", nargs="+", action="append", metavar="Z ROW COL [LABEL]",
+                   help="a click on slice Z; LABEL 1 positive (default) or 0 negative; repeatable")
+    p.add_argument("--propagate", action="store_true", help="carry the mask to the neighbouring slices until it ends")
+    p.add_argument("--slices", nargs=2, type=int, metavar=("FROM", "TO"),
+                   help="with --propagate: stay within slices FROM..TO (inclusive)")
+    p.add_argument("--out", required=True, help="output labels (.nii.gz, or .dcm for DICOM-SEG of a DICOM series)")
+    p.add_argument("--label", type=int, default=1, help="label value to write (default 1)")
+    p.add_argument("--name", default="segment", help="label name for the sidecar / SEG (default: segment)")
+    add_model_args(p)
+    p.set_defaults(func=run_segment)
+    return p
+
+
+def parse_point(values):
+    """Z ROW COL [LABEL] -> (z, (row, col), label)."""
+    if len(values) not in (3, 4):
+        raise SamMisError(f"--point takes Z ROW COL [LABEL], got {values}")
+    return int(values[0]), (float(values[1]), float(values[2])), int(values[3]) if len(values) == 4 else 1
+
+
+def run_segment(args) -> int:
+    import numpy as np
+
+    from napari_sam_mis.annotate.prompts import Prompt
+    from napari_sam_mis.annotate.propagate import propagated_masks
+    from napari_sam_mis.io import read_volume, write_labels
+
+    volume = read_volume(args.image)
+    points = [parse_point(p) for p in args.point or []]
+    slices = {int(args.box[0])} if args.box else set()
+    slices |= {z for z, _, _ in points}
+    if len(slices) != 1:
+        raise SamMisError("give a --box and/or --point prompts, all on the same slice Z")
+    z = slices.pop()
+    if not 0 <= z < volume.n_slices:
+        raise SamMisError(f"slice {z} is outside the image (0..{volume.n_slices - 1})")
+    prompt = Prompt(
+        points=[rc for _, rc, _ in points], labels=[lab for _, _, lab in points],
+        box=tuple(args.box[1:]) if args.box else None,
+    )
+    session = session_from_args(args, volume)
+    start = session.segment(z, prompt)
+    low, high = args.slices if args.slices else (None, None)
+    masks = propagated_masks(session, z, start, low=low, high=high) if args.propagate else {z: start.mask}
+    labels = np.zeros(volume.shape, np.uint8)
+    for zz, m in masks.items():
+        labels[zz][m] = args.label
+    written = write_labels(labels, volume, args.out, segments={args.label: args.name})
+    print(json.dumps({"written": [str(p) for p in written], "slices": sorted(masks), "voxels": int((labels > 0).sum())}))
+    return 0

@@ -1,0 +1,137 @@
+"""The training set of click training: every labelled slice windowed as the annotation session
+shows it, optionally mirrored, encoded once by the frozen encoder; every connected piece of every
+label one object, with a target blending its ground truth and the frozen model's own mask for the
+object's box (when the two agree). Cached in the output folder, keyed by its inputs."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from napari_sam_mis.annotate.geometry import mask_box
+from napari_sam_mis.annotate.session import AnnotationSession
+from napari_sam_mis.errors import SamMisError
+from napari_sam_mis.io.atomic import atomic_path
+from napari_sam_mis.training.recipe import ProgressCallback, Recipe, report
+from napari_sam_mis.training.sources import LabelledImage
+
+
+@dataclass
+class TrainSet:
+    """Objects in the 256x256 model frame over slices encoded once by the frozen image encoder."""
+
+    features: np.ndarray  # (S, 256, 64, 64) float16 image embeddings
+    slice_of: np.ndarray  # (N,) index into features for each object
+    masks: np.ndarray  # (N, 256, 256) bool ground truth
+    targets: np.ndarray  # (N, 256, 256) uint8 soft target * 255 (GT blended with the box mask)
+    boxes: np.ndarray  # (N, 4) float32 x0 y0 x1 y1 tight box in the model frame
+    slice_names: list  # "source z [mirrored]" per slice
+
+    def __len__(self) -> int:
+        return len(self.slice_of)
+
+
+def _to_model_frame(mask: np.ndarray, geom, size: int) -> np.ndarray:
+    import cv2
+
+    h, w = geom.resized
+    small = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) >= 0.5
+    out = np.zeros((size, size), bool)
+    out[:h, :w] = small
+    return out
+
+
+def _pieces(mask: np.ndarray, min_area: int) -> list[np.ndarray]:
+    lab, n = ndimage.label(mask)
+    if n == 0:
+        return []
+    areas = np.bincount(lab.ravel())[1:]
+    return [lab == i + 1 for i in np.flatnonzero(areas >= min_area)]
+
+
+def _tight_box(mask: np.ndarray) -> np.ndarray:
+    """x0 y0 x1 y1 (the model frame's order) of a non-empty mask."""
+    r0, c0, r1, c1 = mask_box(mask)
+    return np.array([c0, r0, c1, r1], np.float32)
+
+
+def _signature(sources: list[LabelledImage], engine, recipe: Recipe) -> dict:
+    files = []
+    for src in sources:
+        for f in src.files:
+            f = Path(f)
+            stats = [p.stat() for p in ([f] if f.is_file() else sorted(f.rglob("*")))]
+            files.append([str(f.resolve()), sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)])
+    return {"files": files, "weights_sha256": engine.weights_sha256, "flip": recipe.flip, "slice_stride": recipe.slice_stride,
+            "min_area": recipe.min_area, "gt_weight": recipe.gt_weight, "teacher_min_dice": recipe.teacher_min_dice}
+
+
+
+
+def build_train_set(sources: list[LabelledImage], engine, recipe: Recipe, cache: Path | None = None,
+                    progress: ProgressCallback | None = None, encode_batch: int = 4) -> TrainSet:
+    """Window, encode (frozen encoder, once) and cut every source into model-frame objects."""
+    import torch
+
+
+    if not engine.spec.family.click_trainable:
+        raise SamMisError(f"click training works on LiteMedSAM; got model {engine.name!r}")
+    sig = _signature(sources, engine, recipe)
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as data:
+            if json.loads(str(data["signature"])) == sig:
+                report(progress, "read", 1, 1, f"reusing encoded training slices from {cache}")
+                return TrainSet(data["features"], data["slice_of"], np.unpackbits(data["masks"], axis=-1).astype(bool),
+                                data["targets"], data["boxes"], list(data["slice_names"]))
+    size = engine.input_size
+    inputs, names, obj_slice, obj_masks = [], [], [], []
+    for src in sources:
+        session = AnnotationSession(src.volume, engine)
+        for z, masks in sorted(src.slice_masks().items())[::recipe.slice_stride]:
+            display = session.display_slice(z)
+            for mirrored in (False, True) if recipe.flip else (False,):
+                img = display[:, ::-1] if mirrored else display
+                x, geom = engine.preprocess(np.ascontiguousarray(img))
+                pieces = []
+                for m in masks:
+                    m = m[:, ::-1] if mirrored else m
+                    pieces += _pieces(_to_model_frame(m, geom, size), recipe.min_area)
+                if not pieces:
+                    continue
+                obj_slice += [len(inputs)] * len(pieces)
+                obj_masks += pieces
+                inputs.append(x)
+                names.append(f"{src.name} z={z}{' mirrored' if mirrored else ''}")
+    if not obj_masks:
+        raise SamMisError(f"the training data hold no object of at least {recipe.min_area} model-frame pixels")
+    features = np.zeros((len(inputs), 256, 64, 64), np.float16)
+    for i in range(0, len(inputs), encode_batch):
+        feats = engine.encode(np.stack(inputs[i:i + encode_batch]))
+        features[i:i + len(feats)] = feats.float().cpu().numpy()
+        report(progress, "embed", min(i + encode_batch, len(inputs)), len(inputs), "encoding training slices")
+    slice_of = np.asarray(obj_slice, np.int32)
+    masks = np.stack(obj_masks)
+    boxes = np.stack([_tight_box(m) for m in masks])
+    targets = np.zeros(masks.shape, np.uint8)
+    for s in range(len(inputs)):
+        idx = np.flatnonzero(slice_of == s)
+        feats = torch.from_numpy(features[s:s + 1].astype(np.float32)).to(engine.device)
+        low, _ = engine.decode(feats, boxes=torch.from_numpy(boxes[idx]).to(engine.device))
+        prob = torch.sigmoid(low[:, 0].float()).cpu().numpy()
+        for j, k in enumerate(idx):
+            gt = masks[k]
+            teacher = prob[j] > 0.5
+            agree = 2.0 * (teacher & gt).sum() / max(1, teacher.sum() + gt.sum())
+            w = recipe.gt_weight if agree >= recipe.teacher_min_dice else 1.0
+            targets[k] = np.round((w * gt + (1.0 - w) * prob[j]) * 255.0).astype(np.uint8)
+        report(progress, "teacher", s + 1, len(inputs), "box masks of the frozen model")
+    train_set = TrainSet(features, slice_of, masks, targets, boxes, names)
+    if cache is not None:
+
+        with atomic_path(cache) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, signature=json.dumps(sig), features=features, slice_of=slice_of,
+                     masks=np.packbits(masks, axis=-1), targets=targets, boxes=boxes, slice_names=np.array(names))
+    return train_set

@@ -1,0 +1,292 @@
+"""Headless GUI tests of the SAM annotation widget on the real MSD spleen crop.
+
+Run with ``xvfb-run -a python -m pytest tests/test_widget.py``. Each test embeds only the few
+slices it needs: the background job is cancelled once the slice under test is ready.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from qtpy.QtCore import Qt, QTimer
+
+from napari_sam_mis._qt.torch_guard import import_torch_early
+from napari_sam_mis.annotate.geometry import dice
+
+import_torch_early()  # before any viewer creates a GL context (see torch_guard)
+
+from napari.utils.colormaps.standardize_color import transform_color
+
+from napari_sam_mis._napari.layers import NEGATIVE_COLOR
+
+from ..helpers import DATA
+
+SPLEEN = DATA / "msd_spleen_crop"
+Z = 15  # the slice with the largest spleen cross-section
+EMBED_TIMEOUT = 120_000  # ms: the CPU is slow and shared
+
+
+@pytest.fixture(scope="module")
+def spleen():
+    if not (SPLEEN / "spleen2_ct.nii.gz").exists():
+        pytest.skip(f"test data missing: {SPLEEN}")
+    from napari_sam_mis.io.nifti import read_nifti
+
+    vol = read_nifti(SPLEEN / "spleen2_ct.nii.gz")
+    gt = read_nifti(SPLEEN / "spleen2_label.nii.gz").array > 0
+    return vol, gt
+
+
+
+
+def gt_box(gt_slice, margin=3):
+    rr, cc = np.nonzero(gt_slice)
+    return rr.min() - margin, cc.min() - margin, rr.max() + margin, cc.max() + margin
+
+
+def open_widget(make_napari_viewer, qtbot, vol, z=Z):
+    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name="spleen CT")
+    viewer.dims.set_current_step(0, z)
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    return viewer, widget
+
+
+def wait_embedded(qtbot, widget, z=Z, cancel=True):
+    qtbot.waitUntil(lambda: widget.session is not None and widget.session.has_embedding(z), timeout=EMBED_TIMEOUT)
+    if cancel:  # save CPU: the test needs this slice only
+        widget.cancel_btn.click()
+
+
+def press(viewer, qtbot, key, modifier=Qt.NoModifier):
+    """A key press on the canvas, as a user types it with the canvas focused."""
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.keyClick(canvas, key, modifier)
+
+
+def draw_box(widget, z, box):
+    r0, c0, r1, c1 = box
+    corners = [[z, r0, c0], [z, r0, c1], [z, r1, c1], [z, r1, c0]]
+    widget.shapes_layer.add_rectangles(np.array([corners], float))
+
+
+def test_box_commit_dice_undo_redo(make_napari_viewer, qtbot, spleen, tmp_path):
+    vol, gt = spleen
+    viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
+    assert widget.labels_layer is not None and widget.labels_layer.data.shape == vol.shape
+    assert widget.current_z() == Z
+    wait_embedded(qtbot, widget)
+
+    widget.labels_widget.select_value(widget.label_list.by_name("spleen").value)
+    spleen_value = widget.label_list.selected
+    draw_box(widget, Z, gt_box(gt[Z]))
+    qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)
+    assert set(np.unique(widget.preview_layer.data[Z])) == {0, spleen_value}
+
+    labels = widget.labels_layer
+    before = labels.data.copy()
+    viewer.layers.selection.active = widget.shapes_layer
+    press(viewer, qtbot, Qt.Key_Return)
+    committed = labels.data[Z] == spleen_value
+    d = dice(committed, gt[Z])
+    print(f"Dice on slice {Z}: {d:.4f}")
+    assert d >= 0.9
+    assert not widget.preview_layer.data[Z].any(), "commit clears the preview"
+    assert len(widget.shapes_layer.data) == 0, "commit clears the slice's prompts"
+    after_first = labels.data.copy()
+    assert np.array_equal(after_first[np.arange(len(after_first)) != Z], before[np.arange(len(before)) != Z])
+
+    # a second commit with another label, box + a negative click, without overwriting the spleen
+    widget.labels_widget.select_value(widget.label_list.by_name("lesion").value)
+    lesion_value = widget.label_list.selected
+    r0, c0, r1, c1 = gt_box(gt[Z])
+    widget.negative_check.setChecked(True)
+    widget.points_layer.add(np.array([[Z, (r0 + r1) / 2, (c0 + c1) / 2]]))
+    widget.negative_check.setChecked(False)
+    assert widget.points_layer.features["positive"].tolist() == [False]
+    assert np.allclose(widget.points_layer.face_color[0], transform_color(NEGATIVE_COLOR)[0]), "negative clicks show red"
+    draw_box(widget, Z, (r0 - 10, c0 - 10, r1 + 10, c1 + 10))
+    qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)
+    widget.commit_btn.click()
+    after_second = labels.data.copy()
+    assert (after_second[Z] == spleen_value).sum() == (after_first[Z] == spleen_value).sum(), "never overwritten"
+    assert not np.array_equal(after_second, after_first)
+    assert set(np.unique(after_second)) <= {0, spleen_value, lesion_value}
+
+    viewer.layers.selection.active = widget.shapes_layer
+    press(viewer, qtbot, Qt.Key_Z, Qt.ControlModifier)
+    assert np.array_equal(labels.data, after_first)
+    press(viewer, qtbot, Qt.Key_Z, Qt.ControlModifier)
+    assert np.array_equal(labels.data, before)
+    press(viewer, qtbot, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    assert np.array_equal(labels.data, after_first)
+    press(viewer, qtbot, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    assert np.array_equal(labels.data, after_second)
+
+    # Escape clears the prompts of the slice and its preview
+    draw_box(widget, Z, gt_box(gt[Z]))
+    qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)
+    press(viewer, qtbot, Qt.Key_Escape)
+    assert len(widget.shapes_layer.data) == 0 and not widget.preview_layer.data[Z].any()
+
+    # label names travel on the labels layer for the writers
+    widget.labels_widget.rename_current("liver lesion")
+    widget.labels_widget.recolor_current("#123456")
+    segments = labels.metadata["segments"]
+    assert segments[str(lesion_value)] == {"name": "liver lesion", "color": [0x12, 0x34, 0x56]}
+    assert segments[str(spleen_value)]["name"] == "spleen"
+    new_value = widget.labels_widget.add_label("tumour", "#abcdef")
+    assert labels.metadata["segments"][str(new_value)]["name"] == "tumour"
+    assert widget.label_list.selected == new_value
+
+    # ... and into the NIfTI sidecar JSON written by the plugin's writer
+    from napari_sam_mis._napari.writers import write_labels_nifti
+
+    written = write_labels_nifti(str(tmp_path / "labels.nii.gz"), labels.data, labels._get_state())
+    sidecar = "".join(Path(p).read_text() for p in written if p.endswith(".json"))
+    assert "liver lesion" in sidecar and "spleen" in sidecar
+
+
+def test_prompt_on_slice_without_embedding_computes_it_next(make_napari_viewer, qtbot, spleen):
+    vol, gt = spleen
+    viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
+    wait_embedded(qtbot, widget)
+    z = Z - 5
+    assert not widget.session.has_embedding(z)
+    viewer.dims.set_current_step(0, z)
+    draw_box(widget, z, gt_box(gt[z]))
+    qtbot.waitUntil(lambda: widget.preview_layer.data[z].any(), timeout=EMBED_TIMEOUT)
+    assert widget.session.has_embedding(z)
+    assert dice(widget.preview_layer.data[z] > 0, gt[z]) >= 0.85
+
+
+def test_cancel_stops_worker(make_napari_viewer, qtbot, spleen):
+    vol, _ = spleen
+    viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
+    qtbot.waitUntil(lambda: widget.session is not None and widget.session.n_embedded >= 1, timeout=EMBED_TIMEOUT)
+    worker = widget.worker
+    assert worker is not None and worker.is_running
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        widget.cancel_btn.click()
+    n = widget.session.n_embedded
+    qtbot.wait(2500)
+    assert widget.session.n_embedded == n < vol.n_slices
+    assert widget.worker is None
+    assert "cancelled" in widget.status.text()
+
+
+def test_window_change_recomputes(make_napari_viewer, qtbot, spleen):
+    vol, gt = spleen
+    viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
+    wait_embedded(qtbot, widget)
+    draw_box(widget, Z, gt_box(gt[Z]))
+    qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)
+    old_key = widget.session.window.key()
+    old_emb = widget.session.embedding(Z).features
+
+    widget.settings.window_combo.setCurrentText("liver")
+    assert widget.session.window.key() != old_key == "lw:40/400"
+    assert tuple(widget.image_layer.contrast_limits) == (-20.0, 140.0)
+    assert not widget.session.has_embedding(Z), "the old embeddings are dropped"
+    widget.prompts.set_preview(Z, None)
+    qtbot.waitUntil(lambda: widget.session.has_embedding(Z), timeout=EMBED_TIMEOUT)
+    widget.cancel_btn.click()
+    assert not np.allclose(widget.session.embedding(Z).features.numpy(), old_emb.numpy())
+    qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)  # re-decoded
+
+    widget.settings.set_window_choice("custom level/width", level=50, width=350)
+    assert widget.session.window.key() == "lw:50/350"
+
+
+def test_gui_not_blocked_while_embedding(make_napari_viewer, qtbot, spleen):
+    vol, _ = spleen
+    viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
+    qtbot.waitUntil(lambda: widget.worker is not None and widget.worker.is_running, timeout=EMBED_TIMEOUT)
+    start_n = widget.session.n_embedded
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 5.0:
+        qtbot.wait(50)
+        viewer.camera.zoom *= 1.01  # the user zooms meanwhile
+    timer.stop()
+    assert widget.session.n_embedded > start_n, "the worker made progress meanwhile"
+    gaps = np.diff(ticks)
+    print(f"timer ticks: {len(ticks)}, max gap {gaps.max() * 1000:.0f} ms")
+    assert len(ticks) > 100
+    assert gaps.max() < 0.5
+    widget.cancel_btn.click()
+
+
+def test_missing_checkpoint_is_reported(make_napari_viewer, qtbot, spleen):
+    vol, _ = spleen
+    viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
+    widget.cancel_btn.click()
+    widget.settings.model_combo.setCurrentText("sam_vit_b")
+    assert widget.settings.checkpoint_edit.isEnabled()
+    qtbot.waitUntil(lambda: "needs a checkpoint" in widget.status.text(), timeout=30_000)
+    assert widget.session is None
+
+    # prompts work in 2D views (any axis, see test_widget_axis.py); a 3D view warns, prompts wait
+    viewer.dims.ndisplay = 3
+    assert widget.prompts.warned_3d_view
+    viewer.dims.ndisplay = 2
+    assert not widget.prompts.warned_3d_view
+
+
+def test_2d_png(make_napari_viewer, qtbot):
+    pngs = sorted((DATA / "sammed2d_demo" / "images").glob("*.png"))
+    if not pngs:
+        pytest.skip("sammed2d_demo PNGs missing")
+    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+
+    viewer = make_napari_viewer()
+    image = viewer.open(str(pngs[0]), plugin="napari")[0]
+    widget = AnnotateWidget(viewer)
+    assert widget.volume.n_slices == 1 and widget.volume.windowed
+    assert widget.labels_layer.data.shape == widget._grid_shape()
+    qtbot.waitUntil(lambda: widget.session is not None and widget.session.has_embedding(0), timeout=EMBED_TIMEOUT)
+    h, w = widget._grid_shape()
+    widget.shapes_layer.add_rectangles(np.array([[[h * 0.3, w * 0.3], [h * 0.6, w * 0.6]]]))
+    qtbot.waitUntil(lambda: widget.preview_layer.data.any(), timeout=10_000)
+    widget.commit()
+    assert widget.labels_layer.data.any()
+    widget.undo()
+    assert not widget.labels_layer.data.any()
+    assert image.ndim == 2
+
+
+def test_launch_with_nifti_reader(qtbot, spleen):
+    """launch() opens the NIfTI with the plugin's reader (scale + orientation affine); a box
+    drawn in the image's data coordinates still segments the spleen on the slice shown."""
+    vol, gt = spleen
+    from napari_sam_mis._qt.launch import launch
+
+    viewer, widget = launch(SPLEEN / "spleen2_ct.nii.gz", block=False)
+    try:
+        assert widget.image_layer is not None and widget.points_layer.ndim == 3
+        np.testing.assert_allclose(widget.shapes_layer.affine.affine_matrix, widget.image_layer.affine.affine_matrix)
+        np.testing.assert_allclose(widget.labels_layer.scale, widget.image_layer.scale)
+        world = widget.image_layer.data_to_world([Z, 0, 0])
+        viewer.dims.set_point(0, world[0])
+        assert widget.current_z() == Z
+        qtbot.waitUntil(lambda: widget.session is not None and widget.session.has_embedding(Z), timeout=EMBED_TIMEOUT)
+        widget.cancel_embedding()
+        draw_box(widget, Z, gt_box(gt[Z]))
+        qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)
+        assert dice(widget.preview_layer.data[Z] > 0, gt[Z]) >= 0.9
+    finally:
+        widget.cancel_embedding()
+        viewer.close()

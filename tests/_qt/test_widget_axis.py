@@ -1,0 +1,94 @@
+"""The widget annotates in the plane napari shows: coronal view -> coronal session and preview.
+
+Run with ``xvfb-run -a python -m pytest tests/test_widget_axis.py``. Real MSD spleen crop and
+the real LiteMedSAM; only the slices under test are embedded.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from napari_sam_mis._qt.torch_guard import import_torch_early
+from napari_sam_mis.annotate.geometry import dice
+
+from ..helpers import SPLEEN_CT, SPLEEN_LABEL, need
+
+import_torch_early()  # before any viewer creates a GL context (see torch_guard)
+
+EMBED_TIMEOUT = 180_000  # ms: the CPU is slow and shared
+
+
+
+
+def stop_embedding(qtbot, widget) -> None:
+    """Cancel the background job and wait until its thread is done (saves CPU, clean teardown)."""
+    worker = widget.worker
+    widget.cancel_btn.click()
+    if worker is not None:
+        qtbot.waitUntil(lambda: not worker.is_running, timeout=EMBED_TIMEOUT)
+
+
+def test_coronal_view_box_previews_on_that_plane(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from napari_sam_mis._napari import layers as L
+    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+    from napari_sam_mis.io.nifti import read_nifti
+
+    monkeypatch.setenv("NAPARI_SAM_MIS_CACHE", str(tmp_path / "cache"))
+    vol = read_nifti(need(SPLEEN_CT))
+    gt = read_nifti(need(SPLEEN_LABEL)).array > 0
+    y = int(gt.sum(axis=(0, 2)).argmax())  # the coronal slice with the largest spleen section
+
+    viewer = make_napari_viewer()
+    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name="spleen CT")
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    qtbot.waitUntil(lambda: widget.session is not None, timeout=EMBED_TIMEOUT)
+    stop_embedding(qtbot, widget)  # the axial slices are not needed here
+    assert widget.axis == 0 and widget.session.axis == 0
+
+    viewer.dims.order = (1, 0, 2)  # napari slices the y axis: a coronal view of (z, x)
+    viewer.dims.set_current_step(1, y)
+    assert L.sliced_axis(viewer, widget.image_layer) == 1
+    assert widget.axis == 1 and widget.session.axis == 1 and widget.session.n_slices == vol.shape[1]
+    assert widget.current_z() == y and not widget.prompts.warned_3d_view
+
+    rows, cols = np.nonzero(gt[:, y, :])
+    r0, c0, r1, c1 = rows.min(), cols.min(), rows.max(), cols.max()
+    corners = [[r0, y, c0], [r0, y, c1], [r1, y, c1], [r1, y, c0]]  # (z, y, x) data coordinates
+    widget.shapes_layer.add_rectangles(np.array([corners], float))
+    assert L.prompt_for_slice(widget.points_layer, widget.shapes_layer, y, axis=1).box == (r0, c0, r1, c1)
+
+    qtbot.waitUntil(lambda: widget.preview_layer.data[:, y, :].any(), timeout=EMBED_TIMEOUT)
+    stop_embedding(qtbot, widget)
+    preview = widget.preview_layer.data
+    d = dice(preview[:, y, :] > 0, gt[:, y, :])
+    print(f"coronal slice {y}: Dice {d:.4f}")
+    assert d >= 0.85
+    assert preview.sum() == preview[:, y, :].sum(), "the preview lies on the coronal plane only"
+    assert widget.session.has_embedding(y) and list((tmp_path / "cache").glob("*/*.npy")), "cached on disk"
+
+    labels = widget.labels_layer
+    widget.commit()  # into the coronal plane of the (z, y, x) labels
+    assert dice(labels.data[:, y, :] > 0, gt[:, y, :]) == pytest.approx(d)
+    assert labels.data.sum() == labels.data[:, y, :].sum() > 0
+    widget.undo()
+    assert not labels.data.any()
+    widget.redo()
+    assert dice(labels.data[:, y, :] > 0, gt[:, y, :]) == pytest.approx(d)
+
+    coronal = widget.session
+    viewer.dims.order = (0, 1, 2)  # back to axial: the axial session again
+    assert widget.axis == 0 and widget.session.axis == 0
+    stop_embedding(qtbot, widget)
+    viewer.dims.order = (1, 0, 2)
+    assert widget.session is coronal, "one session per axis, kept while the window is the same"
+    stop_embedding(qtbot, widget)
+
+    viewer.dims.ndisplay = 3
+    assert widget.prompts.warned_3d_view  # no prompts in a 3D view
+    viewer.dims.ndisplay = 2
+    assert not widget.prompts.warned_3d_view and widget.axis == 1
+    stop_embedding(qtbot, widget)
