@@ -1,8 +1,7 @@
 """The list of labels a user annotates with: value, name and colour (Qt-free).
 
-The widget shows it, the labels layer takes its colours from it and the writers take the
-names from ``to_metadata()`` (label value -> name, for the NIfTI sidecar JSON and the
-DICOM-SEG segment descriptions).
+The widget shows it; the labels layer takes its colours from it, and its names and colours go
+with the layer's metadata to the writers (``_napari/layers.py``: ``attach_label_names``).
 """
 from __future__ import annotations
 
@@ -129,14 +128,3 @@ class LabelList:
 
     def colors(self) -> dict[int, str]:
         return {s.value: s.color for s in self._labels}
-
-    def to_metadata(self) -> dict:
-        """JSON-ready description: {"labels": [{"value", "name", "color"}, ...]}."""
-        return {"labels": [{"value": s.value, "name": s.name, "color": s.color} for s in self._labels]}
-
-    @classmethod
-    def from_metadata(cls, meta: dict) -> "LabelList":
-        out = cls()
-        for item in meta.get("labels", []):
-            out.add(item["name"], item.get("color", "#ff8c00"), item["value"])
-        return out

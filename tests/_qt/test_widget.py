@@ -1,6 +1,6 @@
 """Headless GUI tests of the SAM annotation widget on the real MSD spleen crop.
 
-Run with ``xvfb-run -a python -m pytest tests/test_widget.py``. Each test embeds only the few
+Run with ``xvfb-run -a python -m pytest tests/_qt/test_widget.py``. Each test embeds only the few
 slices it needs: the background job is cancelled once the slice under test is ready.
 """
 from __future__ import annotations
@@ -25,24 +25,10 @@ from napari.utils.colormaps.standardize_color import transform_color
 
 from napari_sam_mis._napari.layers import NEGATIVE_COLOR
 
-from ..helpers import DATA
+from ..helpers import DATA, SPLEEN_CT
 
-SPLEEN = DATA / "msd_spleen_crop"
 Z = 15  # the slice with the largest spleen cross-section
 EMBED_TIMEOUT = 120_000  # ms: the CPU is slow and shared
-
-
-@pytest.fixture(scope="module")
-def spleen():
-    if not (SPLEEN / "spleen2_ct.nii.gz").exists():
-        pytest.skip(f"test data missing: {SPLEEN}")
-    from napari_sam_mis.io.nifti import read_nifti
-
-    vol = read_nifti(SPLEEN / "spleen2_ct.nii.gz")
-    gt = read_nifti(SPLEEN / "spleen2_label.nii.gz").array > 0
-    return vol, gt
-
-
 
 
 def gt_box(gt_slice, margin=3):
@@ -79,7 +65,7 @@ def draw_box(widget, z, box):
     widget.shapes_layer.add_rectangles(np.array([corners], float))
 
 
-def test_box_commit_dice_undo_redo(make_napari_viewer, qtbot, spleen, tmp_path):
+def test_a_box_previews_and_enter_commits_it_under_the_selected_label(make_napari_viewer, qtbot, spleen):
     vol, gt = spleen
     viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
     assert widget.labels_layer is not None and widget.labels_layer.data.shape == vol.shape
@@ -102,10 +88,24 @@ def test_box_commit_dice_undo_redo(make_napari_viewer, qtbot, spleen, tmp_path):
     assert d >= 0.9
     assert not widget.preview_layer.data[Z].any(), "commit clears the preview"
     assert len(widget.shapes_layer.data) == 0, "commit clears the slice's prompts"
-    after_first = labels.data.copy()
-    assert np.array_equal(after_first[np.arange(len(after_first)) != Z], before[np.arange(len(before)) != Z])
+    others = np.arange(len(before)) != Z
+    assert np.array_equal(labels.data[others], before[others]), "only the slice shown changes"
 
-    # a second commit with another label, box + a negative click, without overwriting the spleen
+
+def test_a_second_label_never_overwrites_the_first_and_undo_redo_step_through_both(make_napari_viewer, qtbot, spleen):
+    vol, gt = spleen
+    viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
+    wait_embedded(qtbot, widget)
+    labels = widget.labels_layer
+    before = labels.data.copy()
+    widget.labels_widget.select_value(widget.label_list.by_name("spleen").value)
+    spleen_value = widget.label_list.selected
+    draw_box(widget, Z, gt_box(gt[Z]))
+    qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)
+    widget.commit_btn.click()
+    after_first = labels.data.copy()
+
+    # another label, box + a negative click, without overwriting the spleen
     widget.labels_widget.select_value(widget.label_list.by_name("lesion").value)
     lesion_value = widget.label_list.selected
     r0, c0, r1, c1 = gt_box(gt[Z])
@@ -132,13 +132,24 @@ def test_box_commit_dice_undo_redo(make_napari_viewer, qtbot, spleen, tmp_path):
     press(viewer, qtbot, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
     assert np.array_equal(labels.data, after_second)
 
-    # Escape clears the prompts of the slice and its preview
+
+def test_escape_clears_the_prompts_of_the_slice_and_its_preview(make_napari_viewer, qtbot, spleen):
+    vol, gt = spleen
+    viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
+    wait_embedded(qtbot, widget)
     draw_box(widget, Z, gt_box(gt[Z]))
     qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)
     press(viewer, qtbot, Qt.Key_Escape)
     assert len(widget.shapes_layer.data) == 0 and not widget.preview_layer.data[Z].any()
 
-    # label names travel on the labels layer for the writers
+
+def test_label_names_travel_on_the_labels_layer_into_the_nifti_sidecar(make_napari_viewer, qtbot, spleen, tmp_path):
+    vol, _ = spleen
+    viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
+    wait_embedded(qtbot, widget)  # the model loaded: nothing is left running when the viewer closes
+    labels = widget.labels_layer
+    widget.labels_widget.select_value(widget.label_list.by_name("lesion").value)
+    lesion_value, spleen_value = widget.label_list.selected, widget.label_list.by_name("spleen").value
     widget.labels_widget.rename_current("liver lesion")
     widget.labels_widget.recolor_current("#123456")
     segments = labels.metadata["segments"]
@@ -151,6 +162,8 @@ def test_box_commit_dice_undo_redo(make_napari_viewer, qtbot, spleen, tmp_path):
     # ... and into the NIfTI sidecar JSON written by the plugin's writer
     from napari_sam_mis._napari.writers import write_labels_nifti
 
+    labels.data[Z, 10:20, 10:20] = lesion_value  # as napari's brush paints
+    labels.data[Z, 30:40, 30:40] = spleen_value
     written = write_labels_nifti(str(tmp_path / "labels.nii.gz"), labels.data, labels._get_state())
     sidecar = "".join(Path(p).read_text() for p in written if p.endswith(".json"))
     assert "liver lesion" in sidecar and "spleen" in sidecar
@@ -274,7 +287,7 @@ def test_launch_with_nifti_reader(qtbot, spleen):
     vol, gt = spleen
     from napari_sam_mis._qt.launch import launch
 
-    viewer, widget = launch(SPLEEN / "spleen2_ct.nii.gz", block=False)
+    viewer, widget = launch(SPLEEN_CT, block=False)
     try:
         assert widget.image_layer is not None and widget.points_layer.ndim == 3
         np.testing.assert_allclose(widget.shapes_layer.affine.affine_matrix, widget.image_layer.affine.affine_matrix)

@@ -3,10 +3,9 @@
 By default glibc gives a large freed block back to the operating system (blocks above its mmap
 threshold are unmapped, and free memory at the top of the heap is trimmed once it exceeds a few
 MB). Every call of the decoder then touches its ~15 MB of intermediate tensors as fresh pages,
-which the kernel maps and zeroes one 4 KiB page fault at a time: measured on the 2-core CPU,
-3,900 page faults per box decode (about a third of its time) and 18,000-24,000 per encoded
-slice. With the settings below, blocks up to 32 MB come from the heap and up to 64 MB of free
-heap is kept, so both take about 20 page faults per call. The price is up to 64 MB of memory that
+which the kernel maps and zeroes one 4 KiB page fault at a time (docs/performance.md has the
+counts). With the settings below, blocks up to 32 MB come from the heap and up to 64 MB of free
+heap is kept, so a call takes a few page faults. The price is up to 64 MB of memory that
 stays with the process after a call. Applied once per process by the CPU engine (``SamEngine``
 with a backend other than ``eager``); set NAPARI_SAM_MIS_KEEP_FREED_MEMORY=0 to leave glibc's
 defaults. Elsewhere than on glibc (macOS, Windows, musl) nothing is changed.
