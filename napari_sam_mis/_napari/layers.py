@@ -10,6 +10,7 @@ import numpy as np
 from napari_sam_mis._napari.keys import LABEL_NAMES_KEY, SEGMENTS_KEY, VOLUME_KEY
 from napari_sam_mis.annotate.labels import LabelList
 from napari_sam_mis.annotate.prompts import Prompt
+from napari_sam_mis.io.modality import infer_modality
 from napari_sam_mis.volume import Volume
 
 POSITIVE_COLOR = "#00e05a"
@@ -37,12 +38,14 @@ def volume_from_layer(layer) -> Volume:
     windowed = rgb or data.dtype == np.uint8
     if grid_ndim == 2:
         data = data[None]  # one slice: (1, H, W) or (1, H, W, 3)
+    modality, why = ("OT", "display values") if windowed else infer_modality(data)
     return Volume(
         array=data,
         spacing=spacing,
-        modality="OT" if windowed else "CT",
+        modality=modality,
         windowed=windowed,
         source=str(getattr(layer, "source", None) and layer.source.path or ""),
+        meta={"modality_source": why},
     )
 
 

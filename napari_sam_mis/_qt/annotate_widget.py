@@ -1,13 +1,13 @@
 """The SAM annotation dock widget: prompts on the slice shown -> mask preview -> committed labels.
 
 It lays out and wires the panels, the prompt controller, the engine loader and the sessions
-(docs/architecture.md). Decoding (~50 ms) runs on the GUI thread once the slice's embedding is
-ready; a prompt on a slice without one moves that slice to the front of the embedding queue.
+(docs/architecture.md). Decoding (~50 ms) runs on the GUI thread once the slice's embedding is ready.
 """
 from __future__ import annotations
 
 import time
 
+from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
 
@@ -24,6 +24,7 @@ from napari_sam_mis._qt.settings_panel import SettingsPanel
 from napari_sam_mis.annotate.axis_sessions import AxisSessions
 from napari_sam_mis.annotate.labels import LabelList
 from napari_sam_mis.annotate.session import AnnotationSession
+from napari_sam_mis.annotate.window import window_summary
 from napari_sam_mis.embeddings.store import default_cache_dir
 
 
@@ -101,10 +102,8 @@ class AnnotateWidget(QWidget):
         self.viewer.dims.events.ndisplay.connect(self._on_step)
 
     def _refresh_layer_combos(self, event=None) -> None:
-        import napari.layers as nl
-
         own = self.prompts.layers if self.prompts else []
-        images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, nl.Image)]
+        images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image)]
         current = self.settings.set_choices(self.settings.image_combo, images)
         if not current and images:
             self._on_image_changed()
@@ -234,6 +233,7 @@ class AnnotateWidget(QWidget):
             show_error(f"SAM: {exc}")
             return
         self.embedding.scheduler.plan.batch_size = 1 if self.engine.device.type == "cpu" else 8
+        show_info(f"SAM: {window_summary(self.volume, self.session.window, self.settings.modality)}")
         self.propagation.set_range(self.session.n_slices)
         self.embedding.follow(self.session)
         self._mark_prompted_pending()
@@ -252,7 +252,7 @@ class AnnotateWidget(QWidget):
         self.session = self._sessions.set_window(window, self.axis)
         self._apply_contrast()
         self.embedding.follow(self.session)
-        show_info(f"SAM: window {window.key()}: embeddings are recomputed")
+        show_info(f"SAM: {window_summary(self.volume, window, self.settings.modality)}: embeddings are recomputed")
         self._mark_prompted_pending()
         self.start_embedding(background=True)
 

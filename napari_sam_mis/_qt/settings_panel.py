@@ -47,6 +47,10 @@ class SettingsPanel(QWidget):
         ckpt_row.addWidget(self.checkpoint_btn)
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
+        self.modality_combo = QComboBox()
+        self.modality_combo.addItems([AUTO, "CT", "MR"])
+        self.modality_combo.setToolTip("Picks the default window: CT soft tissue, MR percentiles. Auto: the DICOM tag, "
+                                       "else inferred from the intensities (NIfTI records no modality)")
         self.window_combo = QComboBox()
         self.window_combo.addItems([AUTO, *CT_PRESETS, CUSTOM])
         self.level_spin = QDoubleSpinBox()
@@ -69,6 +73,7 @@ class SettingsPanel(QWidget):
         form.addRow("model", self.model_combo)
         form.addRow("checkpoint", ckpt_row)
         form.addRow("device", self.device_combo)
+        form.addRow("modality", self.modality_combo)
         form.addRow("window", self.window_combo)
         form.addRow("level / width", lw_row)
         form.addRow("labels", self.labels_combo)
@@ -80,6 +85,7 @@ class SettingsPanel(QWidget):
         self.checkpoint_edit.editingFinished.connect(self._on_checkpoint)
         self.device_combo.currentIndexChanged.connect(lambda _: self.model_changed.emit())
         self.window_combo.currentIndexChanged.connect(self._on_window)
+        self.modality_combo.currentIndexChanged.connect(self._on_window)
         self.level_spin.valueChanged.connect(self._on_level_width)
         self.width_spin.valueChanged.connect(self._on_level_width)
         self._last_checkpoint = ""
@@ -109,10 +115,16 @@ class SettingsPanel(QWidget):
     def device(self) -> str:
         return self.device_combo.currentText()
 
+    @property
+    def modality(self) -> str | None:
+        """The modality the user chose, or None for the image's own."""
+        choice = self.modality_combo.currentText()
+        return None if choice == AUTO else choice
+
     def window(self, volume) -> Window:
         choice = self.window_combo.currentText()
         if choice == AUTO:
-            return Window.for_volume(volume)
+            return Window.for_volume(volume, self.modality)
         if choice == CUSTOM:
             return Window("level_width", self.level_spin.value(), self.width_spin.value())
         return Window.preset(choice)

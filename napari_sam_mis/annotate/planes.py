@@ -15,9 +15,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from napari_sam_mis.annotate.prompts import Prompt, normalized_box
+from napari_sam_mis.errors import InputError
 from napari_sam_mis.model.slices import SliceGeometry
 
 ISOTROPIC_RATIO = 1.5
+MAX_RESAMPLED_SIDE = 8192  # a resampled slice larger than this means implausible voxel sizes
 AXIS_NAMES = ("axial", "coronal", "sagittal")
 
 
@@ -46,7 +48,12 @@ class SlicePlane:
         rows, cols = (a for a in range(3) if a != axis)
         shape = (volume.shape[rows], volume.shape[cols])
         spacing = (float(volume.spacing[rows]), float(volume.spacing[cols]))
-        return cls(axis, volume.shape[axis], shape, spacing, isotropic_shape(shape, spacing))
+        model_shape = isotropic_shape(shape, spacing)
+        if max(model_shape) > MAX_RESAMPLED_SIDE:
+            raise InputError(volume.source or "image", f"voxel sizes {tuple(volume.spacing)} mm (z, y, x) would make "
+                                                       f"{AXIS_NAMES[axis]} slices of {model_shape[0]} x {model_shape[1]} "
+                                                       "square pixels; check the file's voxel sizes")
+        return cls(axis, volume.shape[axis], shape, spacing, model_shape)
 
     @property
     def resampled(self) -> bool:

@@ -117,11 +117,16 @@ class AnnotationSession:
 
     @property
     def n_embedded(self) -> int:
+        """Slices of this session with an embedding (a stray chunk of another slice count does not count)."""
         with self._lock:
             done = self._memory.keys()
             if self._store is not None:
                 done |= self._store.slices()
-            return len(done)
+            return len(done & set(range(self.n_slices)))
+
+    def verify_cache(self) -> list[int]:
+        """Read the disk cache's chunks back and drop the damaged ones; returns those slices."""
+        return [] if self._store is None else self._store.verify()
 
     def missing(self, center: int = 0) -> list[int]:
         """Slices without an embedding, nearest to ``center`` first."""

@@ -43,22 +43,23 @@ class Window:
         return cls("level_width", level, width)
 
     @classmethod
-    def for_volume(cls, volume) -> "Window":
-        """The default window for a Volume: identity for display values, MR percentiles, CT soft tissue."""
+    def for_volume(cls, volume, modality: str | None = None) -> "Window":
+        """The default window for a Volume (of ``modality`` when given): identity for display
+        values, MR percentiles, CT soft tissue."""
         if volume.windowed:
             return cls("identity")
-        if volume.modality.upper() in ("MR", "MRI"):
+        if (modality or volume.modality).upper() in ("MR", "MRI"):
             return cls("percentile")
         return cls.preset(DEFAULT_CT_PRESET)
 
     def bounds(self, volume_array: np.ndarray) -> tuple[float, float]:
         """(lower, upper) raw values mapped to 0 and 255."""
         if self.kind == "level_width":
-            if self.width <= 0:
-                raise ValueError(f"window width must be positive, got {self.width}")
+            if not (np.isfinite(self.level) and np.isfinite(self.width) and self.width > 0):
+                raise ValueError(f"a window needs a finite level and a positive width, got {self.level:g}/{self.width:g}")
             return self.level - self.width / 2, self.level + self.width / 2
         if self.kind == "percentile":
-            nonzero = volume_array[volume_array > 0]
+            nonzero = volume_array[np.isfinite(volume_array) & (volume_array > 0)]
             if nonzero.size == 0:
                 return 0.0, 1.0
             lo, hi = np.percentile(nonzero, [self.lower_pct, self.upper_pct])
@@ -74,6 +75,16 @@ class Window:
         if self.kind == "percentile":
             return f"pct:{self.lower_pct:g}-{self.upper_pct:g}"
         return self.kind
+
+
+def window_summary(volume, window: Window, modality: str | None = None) -> str:
+    """Which modality and window were chosen, and why, in one line."""
+    if modality:
+        why = "chosen by the user"
+    else:
+        modality = volume.modality
+        why = volume.meta.get("modality_source") or ("from the file" if volume.source else "default")
+    return f"modality {modality} ({why}); window {window.key()}"
 
 
 def default_ct_contrast() -> tuple[float, float]:

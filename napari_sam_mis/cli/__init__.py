@@ -22,12 +22,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run a command; a problem with the input or the environment (a file that can't be read or
+    written, a full disk) ends it with one ``error:`` line naming the file, and exit status 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except SamMisError as exc:
-        print(f"napari-sam-mis: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(str(exc))
+    except OSError as exc:
+        where = exc.filename2 or exc.filename  # a rename's destination, else the file
+        what = exc.strerror or str(exc)
+        return _error(f"{where}: {what}" if where else what)
+
+
+def _error(message: str) -> int:
+    print(f"napari-sam-mis: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import sys
 import time
 
 from napari_sam_mis.annotate.planes import AXIS_NAMES
-from napari_sam_mis.cli.common import add_model_args, load_engine, window_from_args
+from napari_sam_mis.cli.common import add_model_args, load_engine, read_image, window_from_args
 from napari_sam_mis.embeddings.store import CACHE_ENV
 
 
@@ -36,16 +36,17 @@ def run_embed(args) -> int:
     from napari_sam_mis.annotate.session import AnnotationSession
     from napari_sam_mis.embeddings.store import default_cache_dir
     from napari_sam_mis.errors import SamMisError
-    from napari_sam_mis.io import read_volume
 
     if args.batch < 1:
         raise SamMisError(f"--batch must be at least 1, got {args.batch}")
-    volume = read_volume(args.image)
+    volume = read_image(args)
+    window = window_from_args(args, volume)
     engine = load_engine(args)
     cache_dir = args.cache_dir or default_cache_dir()
-    session = AnnotationSession(volume, engine, window_from_args(args, volume), batch_size=args.batch, axis=args.axis,
+    session = AnnotationSession(volume, engine, window, batch_size=args.batch, axis=args.axis,
                                 cache_dir=cache_dir, memory_slices=args.batch)
     n = session.n_slices
+    damaged = session.verify_cache()  # a damaged chunk is computed again, not counted as done
     todo = sorted(session.missing())
     cached = n - len(todo)
     print(f"{engine.name} on {engine.device}: {n} {AXIS_NAMES[args.axis]} slices, {cached} already cached",
@@ -62,7 +63,7 @@ def run_embed(args) -> int:
         print(f"interrupted: {cached + computed}/{n} slices cached; run again to resume", file=sys.stderr)
     summary = {
         "image": str(args.image), "axis": args.axis, "slices": n, "cached_before": cached, "computed": computed,
-        "complete": session.n_embedded == n, "interrupted": interrupted, "model": engine.name,
+        "damaged_before": len(damaged), "complete": session.n_embedded == n, "interrupted": interrupted, "model": engine.name,
         "window": session.window.key(), "cache": str(session.cache_path),
         "seconds": round(time.perf_counter() - t0, 3),
     }

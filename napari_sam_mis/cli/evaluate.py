@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from napari_sam_mis.cli.common import add_model_args, session_from_args
+from napari_sam_mis.cli.common import add_model_args, read_image, session_from_args
+from napari_sam_mis.errors import InputError
 from napari_sam_mis.evaluation.protocol import MODES
 from napari_sam_mis.evaluation.simulate import PROMPT_KINDS
+from napari_sam_mis.io.atomic import refuse_sources, write_bytes_atomic
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -26,14 +27,18 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run_eval(args) -> int:
     from napari_sam_mis.evaluation.protocol import evaluate
-    from napari_sam_mis.io import read_label_array, read_volume
+    from napari_sam_mis.io import read_label_array
 
-    volume = read_volume(args.image)
-    labels = read_label_array(args.labels or args.image, volume)
+    volume = read_image(args)
+    labels_path = args.labels or args.image
+    out = refuse_sources(args.json, [volume.source, labels_path, *volume.meta.get("dicom_files", [])]) if args.json else None
+    labels = read_label_array(labels_path, volume)
+    if not labels.any():
+        raise InputError(labels_path, "holds no labelled voxel: there is nothing to evaluate against")
     session = session_from_args(args, volume)
     result = evaluate(session, labels, args.prompt, args.mode, progress=lambda m: print(m, file=sys.stderr))
     line = json.dumps(result)
-    if args.json:
-        Path(args.json).write_text(line + "\n")
+    if out is not None:
+        write_bytes_atomic(out, (line + "\n").encode())
     print(line)
     return 0

@@ -17,6 +17,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--label", action="append", default=[], metavar="VALUE=NAME",
                         help="name a label value (overrides names stored with the labels); repeatable")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    parser.add_argument("--allow-other-frame", action="store_true",
+                        help="accept a DICOM-SEG whose frame of reference is not its image's (another patient or scan)")
     parser.set_defaults(func=run_export)
     return parser
 
@@ -32,6 +34,6 @@ def run_export(args) -> int:
         except ValueError as exc:
             raise InputError("--label", f"expected VALUE=NAME, got {args.label}") from exc
     out = export_nnunet_dataset([tuple(c) for c in args.case], args.out, dataset_id=args.id, name=args.name,
-                                segments=segments, overwrite=args.overwrite)
+                                segments=segments, overwrite=args.overwrite, allow_other_frame=args.allow_other_frame)
     print(out)
     return 0

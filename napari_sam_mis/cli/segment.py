@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from napari_sam_mis.cli.common import add_model_args, session_from_args
+from napari_sam_mis.cli.common import add_model_args, read_image, session_from_args
 from napari_sam_mis.errors import SamMisError
 
 
@@ -23,7 +23,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--slices", nargs=2, type=int, metavar=("FROM", "TO"),
                    help="with --propagate: stay within slices FROM..TO (inclusive)")
     p.add_argument("--out", required=True, help="output labels (.nii.gz, or .dcm for DICOM-SEG of a DICOM series)")
-    p.add_argument("--label", type=int, default=1, help="label value to write (default 1)")
+    p.add_argument("--label", type=int, default=1, help="label value to write, 1..255 (default 1)")
     p.add_argument("--name", default="segment", help="label name for the sidecar / SEG (default: segment)")
     add_model_args(p)
     p.set_defaults(func=run_segment)
@@ -42,9 +42,11 @@ def run_segment(args) -> int:
 
     from napari_sam_mis.annotate.prompts import Prompt
     from napari_sam_mis.annotate.propagate import propagated_masks
-    from napari_sam_mis.io import read_volume, write_labels
+    from napari_sam_mis.io import write_labels
 
-    volume = read_volume(args.image)
+    if not 1 <= args.label <= 255:
+        raise SamMisError(f"--label must lie in 1..255 (0 is background), got {args.label}")
+    volume = read_image(args)
     points = [parse_point(p) for p in args.point or []]
     slices = {int(args.box[0])} if args.box else set()
     slices |= {z for z, _, _ in points}
@@ -53,6 +55,13 @@ def run_segment(args) -> int:
     z = slices.pop()
     if not 0 <= z < volume.n_slices:
         raise SamMisError(f"slice {z} is outside the image (0..{volume.n_slices - 1})")
+    rows, cols = volume.shape[1:]
+    for r, c in [rc for _, rc, _ in points] + ([tuple(args.box[1:3]), tuple(args.box[3:5])] if args.box else []):
+        if not (0 <= r <= rows - 1 and 0 <= c <= cols - 1):  # NaN fails too
+            raise SamMisError(f"{args.image}: position (row {r:g}, col {c:g}) lies outside the slice "
+                              f"(rows 0..{rows - 1}, cols 0..{cols - 1})")
+    if any(lab not in (0, 1) for _, _, lab in points):
+        raise SamMisError("--point LABEL is 1 (positive) or 0 (negative)")
     prompt = Prompt(
         points=[rc for _, rc, _ in points], labels=[lab for _, _, lab in points],
         box=tuple(args.box[1:]) if args.box else None,

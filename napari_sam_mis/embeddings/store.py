@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_sam_mis.io.atomic import write_bytes_atomic
+from napari_sam_mis.io.atomic import remove_stale_temps, write_bytes_atomic
 from napari_sam_mis.model.slices import SliceGeometry
 
 CACHE_ENV = "NAPARI_SAM_MIS_CACHE"
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 2: a chunk's CRC covers its slice index too
 STORE_DTYPE = "float16"
 DEFAULT_MEMORY_SLICES = 64  # RAM LRU: 64 x 4 MiB float32 = 256 MiB for 256x64x64 embeddings
 
@@ -73,6 +73,11 @@ def geometry_from_dict(d: dict) -> SliceGeometry:
         scale=tuple(float(v) for v in d["scale"]),
         input_size=int(d["input_size"]),
     )
+
+
+def _chunk_crc(z: int, data: bytes) -> int:
+    """CRC-32 of a chunk's bytes and its slice index: a chunk renamed to another slice fails it."""
+    return zlib.crc32(data, zlib.crc32(f"{int(z)}:".encode()))
 
 
 class SliceLRU:
@@ -146,12 +151,11 @@ class EmbeddingStore:
         write_bytes_atomic(meta_path, json.dumps(self._meta(), indent=1, sort_keys=True).encode())
 
     def _scan(self) -> None:
+        remove_stale_temps(self.dir)  # left by interrupted writes (never another process's write in progress)
         for name in os.listdir(self.dir):
             parts = name.split(".")
             if len(parts) == 3 and parts[2] == "npy" and parts[0].isdigit():
                 self._chunks[int(parts[0])] = name
-            elif name.startswith(".") and ".tmp" in name:  # left by an interrupted write
-                (self.dir / name).unlink(missing_ok=True)
 
     def _wipe(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -162,6 +166,10 @@ class EmbeddingStore:
     def has(self, z: int) -> bool:
         with self._lock:
             return int(z) in self._chunks
+
+    def verify(self) -> list[int]:
+        """Read every chunk and drop the damaged ones (with a warning); returns the slices dropped."""
+        return [z for z in sorted(self.slices()) if self.load(z) is None]
 
     def slices(self) -> set[int]:
         with self._lock:
@@ -177,7 +185,7 @@ class EmbeddingStore:
         buf = io.BytesIO()
         np.save(buf, arr, allow_pickle=False)
         data = buf.getvalue()
-        name = f"{int(z):05d}.{zlib.crc32(data):08x}.npy"
+        name = f"{int(z):05d}.{_chunk_crc(z, data):08x}.npy"
         write_bytes_atomic(self.dir / name, data)
         with self._lock:
             old = self._chunks.get(int(z))
@@ -194,7 +202,7 @@ class EmbeddingStore:
         path = self.dir / name
         try:
             data = path.read_bytes()
-            if zlib.crc32(data) != int(name.split(".")[1], 16):
+            if _chunk_crc(z, data) != int(name.split(".")[1], 16):
                 raise ValueError("checksum mismatch")
             arr = np.load(io.BytesIO(data), allow_pickle=False)
             if arr.shape != self.shape or arr.dtype != np.dtype(STORE_DTYPE):

@@ -78,8 +78,9 @@ def write_labels(labels, volume: Volume, path, segments=None, *, algorithm_name:
     raise InputError(out, "unknown labels format (expected .nii, .nii.gz or .dcm for DICOM-SEG)")
 
 
-def read_labels(path, volume: Volume) -> Labels:
-    """NIfTI labels (with names from a ``.json`` sidecar) or a DICOM-SEG, on ``volume``'s grid."""
+def read_labels(path, volume: Volume, *, allow_other_frame: bool = False) -> Labels:
+    """NIfTI labels (with names from a ``.json`` sidecar) or a DICOM-SEG, on ``volume``'s grid. A
+    DICOM-SEG of another frame of reference is refused unless ``allow_other_frame``."""
     p = Path(path)
     if not p.is_file():
         raise InputError(p, "no such file")
@@ -92,7 +93,7 @@ def read_labels(path, volume: Volume) -> Labels:
     if is_dicom_file(p):
         from napari_sam_mis.io.dicom_seg import read_dicom_seg
 
-        return read_dicom_seg(p, volume)
+        return read_dicom_seg(p, volume, allow_other_frame)
     raise InputError(p, "unknown labels format (expected .nii, .nii.gz or a DICOM-SEG .dcm)")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -10,13 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from napari_sam_mis.errors import InputError
+from napari_sam_mis.io.atomic import default_mode
 from napari_sam_mis.io.segments import Labels, make_segments
 from napari_sam_mis.volume import Volume
 
 _CHANNEL = {"CT": "CT", "MR": "MRI"}  # nnU-Net normalises channels named "CT" with CT statistics
 
 
-def _load_case(image, labels, segments) -> tuple[Volume, np.ndarray, dict, str]:
+def _load_case(image, labels, segments, allow_other_frame: bool = False) -> tuple[Volume, np.ndarray, dict, str]:
     from napari_sam_mis.io import check_labels, read_labels, read_volume
 
     vol = image if isinstance(image, Volume) else read_volume(image)
@@ -24,7 +26,7 @@ def _load_case(image, labels, segments) -> tuple[Volume, np.ndarray, dict, str]:
     if vol.is_rgb:
         raise InputError(vol.source or "image", "RGB images cannot be exported to nnU-Net; use greyscale images")
     if isinstance(labels, (str, Path)):
-        labels = read_labels(labels, vol)
+        labels = read_labels(labels, vol, allow_other_frame=allow_other_frame)
     if not isinstance(labels, Labels):
         labels = Labels(np.asarray(labels))
     if labels.overlapping:
@@ -40,18 +42,19 @@ def _load_case(image, labels, segments) -> tuple[Volume, np.ndarray, dict, str]:
 
 
 def export_nnunet_dataset(cases, output_dir, *, dataset_id: int, name: str, segments=None,
-                          overwrite: bool = False) -> Path:
+                          overwrite: bool = False, allow_other_frame: bool = False) -> Path:
     """Write ``cases`` (pairs of image and labels: paths, or a Volume and an array/Labels) as
     ``<output_dir>/DatasetXXX_<name>``; returns that folder.
 
     Labels are matched across cases by name (from sidecars/DICOM-SEG, or ``segments``, else
-    "label N") and renumbered 1..N consistently. Each case's labels must lie on its image's grid.
+    "label N") and renumbered 1..N consistently. Each case's labels must lie on its image's grid
+    (and a DICOM-SEG in its frame of reference, unless ``allow_other_frame``).
     """
     from napari_sam_mis.io.nifti import write_nifti
 
     if not (1 <= int(dataset_id) <= 999) or not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
         raise InputError(name, "dataset id must be 1..999 and the name letters, digits, '_' or '-'")
-    loaded = [_load_case(image, labels, segments) for image, labels in cases]
+    loaded = [_load_case(image, labels, segments, allow_other_frame) for image, labels in cases]
     if not loaded:
         raise InputError(output_dir, "no cases to export")
     modalities = {vol.modality for vol, *_ in loaded}
@@ -70,8 +73,16 @@ def export_nnunet_dataset(cases, output_dir, *, dataset_id: int, name: str, segm
     out = Path(output_dir) / f"Dataset{int(dataset_id):03d}_{name}"
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError(out, "already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    for image, labels in cases:  # replacing ``out`` must never delete a case's own files
+        vol = image if isinstance(image, Volume) else None
+        sources = [image if vol is None else vol.source, labels if isinstance(labels, (str, Path)) else None]
+        sources += (vol.meta.get("dicom_files", []) if vol is not None else [])
+        for src in (Path(x).expanduser().resolve() for x in sources if x):
+            if src == out.resolve() or out.resolve() in src.parents:
+                raise InputError(out, f"holds {src}, a source of the export; choose another output folder")
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=output_dir))
+    os.chmod(tmp, default_mode(folder=True))
     try:
         for i, (vol, arr, names, _) in enumerate(loaded, start=1):
             case = f"{name}_{i:03d}"

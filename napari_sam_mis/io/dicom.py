@@ -101,9 +101,16 @@ def _pick(folder: Path, found: list[Series], series: str | None) -> Series:
             raise InputError(folder, f"{len(chosen)} series match {series!r}; available: "
                                      + "; ".join(s.label() for s in found))
         return chosen[0]
+    uids = [s.uid for s in found]
+    for uid in {u for u in uids if u and uids.count(u) > 1}:  # one series split by orientation or size
+        parts = sorted((s for s in found if s.uid == uid), key=lambda s: len(s.files))
+        odd, ds = parts[0].files[0], parts[0].datasets[0]
+        raise InputError(odd, f"differs from the other {sum(len(s.files) for s in parts[1:])} slices of series {uid} in "
+                              f"orientation or size (ImageOrientationPatient {ds.get('ImageOrientationPatient')}, "
+                              f"{ds.get('Rows')} x {ds.get('Columns')}); the series is not one regular volume")
     if len(found) > 1:
         raise InputError(folder, f"{len(found)} series in one folder: " + "; ".join(s.label() for s in found)
-                                 + ". Pick one with series='<description or UID>'")
+                                 + ". Pick one with series='<description or UID>' (command line: --series)")
     return found[0]
 
 
@@ -155,14 +162,46 @@ def read_series(folder, series: str | None = None) -> Volume:
     return _stack(folder, _pick(folder, list_series(folder), series))
 
 
+def _geometry(ds, path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float], tuple[int, int]]:
+    """(orientation, position, (row, col) spacing, (rows, cols)) of one slice, or a clear error."""
+    missing = [k for k in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "Rows", "Columns")
+               if ds.get(k) in (None, "")]
+    if missing:
+        raise InputError(path, f"lacks {', '.join(missing)}: the slice's place in the patient is unknown")
+    try:
+        iop, ipp = np.asarray(ds.ImageOrientationPatient, float), np.asarray(ds.ImagePositionPatient, float)
+        spacing = tuple(float(v) for v in ds.PixelSpacing)
+    except (TypeError, ValueError) as exc:
+        raise InputError(path, f"unreadable geometry tags ({exc})") from exc
+    if iop.shape != (6,) or ipp.shape != (3,) or len(spacing) != 2 or not np.all(np.isfinite(np.r_[iop, ipp, spacing])):
+        raise InputError(path, "ImageOrientationPatient, ImagePositionPatient or PixelSpacing is malformed")
+    if min(spacing) <= 0:
+        raise InputError(path, f"PixelSpacing must be positive, got {spacing}")
+    return iop, ipp, spacing, (int(ds.Rows), int(ds.Columns))
+
+
+def _check_same_grid(chosen: Series, geometry: list) -> None:
+    """Every slice of a series must share orientation, pixel spacing and size with the first."""
+    iop0, _, spacing0, shape0 = geometry[0]
+    for path, (iop, _, spacing, shape) in zip(chosen.files, geometry):
+        if np.abs(iop - iop0).max() > 1e-4:
+            raise InputError(path, f"is tilted against {chosen.files[0].name} (ImageOrientationPatient {iop.round(4).tolist()}"
+                                   f" vs {iop0.round(4).tolist()}); the series is not one regular volume")
+        if np.abs(np.subtract(spacing, spacing0)).max() > 1e-4 * max(spacing0) or shape != shape0:
+            raise InputError(path, f"has PixelSpacing {spacing} and size {shape}, but {chosen.files[0].name} has "
+                                   f"{spacing0} and {shape0}; the series is not one regular volume")
+
+
 def _stack(folder: Path, chosen: Series) -> Volume:
     import pydicom
 
     first = chosen.datasets[0]
-    iop = np.asarray(first.ImageOrientationPatient, float)
+    geometry = [_geometry(ds, p) for ds, p in zip(chosen.datasets, chosen.files)]
+    _check_same_grid(chosen, geometry)
+    iop = geometry[0][0]
     row_dir, col_dir = iop[:3], iop[3:]
     normal = np.cross(row_dir, col_dir)
-    pos_all = np.array([np.asarray(ds.ImagePositionPatient, float) for ds in chosen.datasets])
+    pos_all = np.array([g[1] for g in geometry])
     order = np.argsort(pos_all @ normal, kind="stable")
     datasets = [chosen.datasets[i] for i in order]
     files = [chosen.files[i] for i in order]
@@ -184,7 +223,7 @@ def _stack(folder: Path, chosen: Series) -> Volume:
     else:
         array = array.astype(np.float32)
 
-    dy, dx = (float(v) for v in first.PixelSpacing)  # row spacing, column spacing
+    dy, dx = geometry[0][2]  # row spacing, column spacing
     if len(files) > 1:
         slice_vec = (positions[-1] - positions[0]) / (len(files) - 1)
     else:

@@ -85,6 +85,8 @@ def write_dicom_seg(labels: np.ndarray, volume: Volume, path, segments=None, *,
         series_description=f"Segmentation ({algorithm_name})"[:64], content_label="SEGMENTATION",
         content_description=f"Labels made with {algorithm_name}"[:64],
     )
+    if not all(segs[v].name.isascii() for v in values):
+        seg.SpecificCharacterSet = "ISO_IR 192"  # UTF-8, so that names in any script survive
     with atomic_path(out) as tmp:
         seg.save_as(tmp, enforce_file_format=True)
     return out
@@ -124,11 +126,25 @@ def _as_labels(stack: np.ndarray, numbers: list[int], segments: dict) -> Labels:
     return Labels(labelmap, segments)
 
 
-def read_dicom_seg(path, volume: Volume) -> Labels:
+def _check_frame_of_reference(seg, volume: Volume, path: Path) -> None:
+    """A SEG made in another frame of reference (another patient or scan) is refused even on an equal grid."""
+    images = volume.meta.get("dicom_datasets") or []
+    ours = {str(ds.get("FrameOfReferenceUID") or "") for ds in images} - {""}
+    theirs = str(seg.get("FrameOfReferenceUID") or "")
+    if ours and theirs and theirs not in ours:
+        raise InputError(path, f"belongs to frame of reference {theirs}, the image to {', '.join(sorted(ours))} "
+                               "(another patient or scan); pass allow_other_frame=True "
+                               "(command line: --allow-other-frame) if it really belongs to this image")
+
+
+def read_dicom_seg(path, volume: Volume, allow_other_frame: bool = False) -> Labels:
     """A DICOM-SEG onto ``volume``: by referenced instances when it was read from the source series,
-    otherwise by geometry (frame positions)."""
+    otherwise by geometry (frame positions). It must share the image's frame of reference unless
+    ``allow_other_frame``."""
     p = Path(path)
     seg = _read(p)
+    if not allow_other_frame:
+        _check_frame_of_reference(seg, volume, p)
     segments = _segments_of(seg)
     numbers = sorted(segments)
     uids = volume.meta.get("sop_instance_uids") or []

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from napari_sam_mis.errors import InputError
-from napari_sam_mis.io.atomic import atomic_path
+from napari_sam_mis.io.atomic import atomic_path, atomic_paths
+from napari_sam_mis.io.formats import nifti_stem
+from napari_sam_mis.io.modality import infer_modality
 from napari_sam_mis.io.reorient import reorient_onto
 from napari_sam_mis.io.segments import Labels, make_segments, segments_to_json
 from napari_sam_mis.volume import Volume
@@ -37,28 +39,39 @@ def _load(p: Path):
 
 
 def read_nifti(path) -> Volume:
+    """A NIfTI image. NIfTI records no modality: it is inferred from the intensities (``io/modality.py``)
+    and the reason kept in ``meta["modality_source"]``."""
     p = Path(path)
     img, data = _load(p)
-    zooms = img.header.get_zooms()[:3]
+    zooms = [float(z) for z in img.header.get_zooms()[:3]]
+    if not all(np.isfinite(z) and z > 0 for z in zooms):
+        raise InputError(p, f"voxel size (pixdim) must be positive numbers, got {zooms}")
+    array = np.ascontiguousarray(data.transpose(2, 1, 0))
+    finite = np.isfinite(array) if array.dtype.kind == "f" else None
+    if finite is not None and not finite.all():
+        if not finite.any():
+            raise InputError(p, "holds no finite voxel value (all NaN or infinite)")
+        raise InputError(p, f"{int((~finite).sum())} voxels are NaN or infinite; replace them (e.g. by the "
+                            "background value) before annotating")
+    modality, why = infer_modality(array)
     return Volume(
-        array=np.ascontiguousarray(data.transpose(2, 1, 0)),
-        spacing=(float(zooms[2]), float(zooms[1]), float(zooms[0])),
+        array=array,
+        spacing=(zooms[2], zooms[1], zooms[0]),
         affine=img.affine @ SWAP_XYZ_ZYX,
-        modality="CT",
+        modality=modality,
         source=str(p),
-        meta={"nifti_header": img.header.copy()},
+        meta={"nifti_header": img.header.copy(), "modality_source": why},
     )
 
 
 def sidecar_path(path) -> Path:
     """``labels.nii.gz`` -> ``labels.json`` beside it."""
     p = Path(path)
-    stem = p.name[: -len(".nii.gz")] if p.name.endswith(".nii.gz") else p.stem
-    return p.with_name(stem + ".json")
+    return p.with_name(nifti_stem(p) + ".json")
 
 
-def write_nifti(array_zyx: np.ndarray, volume: Volume, path, *, is_labels: bool) -> Path:
-    """Write ``array_zyx`` on ``volume``'s grid; reuses its NIfTI header so the affine stays bit-exact."""
+def _nifti_image(array_zyx: np.ndarray, volume: Volume, is_labels: bool):
+    """A NIfTI image of ``array_zyx`` on ``volume``'s grid; reuses its NIfTI header so the affine stays bit-exact."""
     import nibabel as nib
 
     data = np.asarray(array_zyx).transpose(2, 1, 0)
@@ -76,18 +89,30 @@ def write_nifti(array_zyx: np.ndarray, volume: Volume, path, *, is_labels: bool)
     img.header.set_intent("label" if is_labels else "none")
     if is_labels:
         img.header["cal_min"], img.header["cal_max"] = 0, float(data.max(initial=0))
+    return img
+
+
+def write_nifti(array_zyx: np.ndarray, volume: Volume, path, *, is_labels: bool) -> Path:
+    """Write ``array_zyx`` on ``volume``'s grid as a NIfTI file."""
+    import nibabel as nib
+
+    img = _nifti_image(array_zyx, volume, is_labels)
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
     return Path(path)
 
 
 def write_nifti_labels(labels: np.ndarray, volume: Volume, path, segments=None) -> list[Path]:
-    """Labels as NIfTI plus a ``<name>.json`` sidecar with value -> name/colour."""
+    """Labels as NIfTI plus a ``<name>.json`` sidecar with value -> name/colour, written as a unit:
+    both files are written, then both renamed (a failure leaves the old pair as it was)."""
+    import nibabel as nib
+
     segs = make_segments(segments, np.unique(labels))
-    out = write_nifti(labels, volume, path, is_labels=True)
-    side = sidecar_path(out)
-    with atomic_path(side) as tmp:
-        tmp.write_text(json.dumps({"labels": segments_to_json(segs)}, indent=1))
+    img = _nifti_image(labels, volume, is_labels=True)
+    out, side = Path(path), sidecar_path(path)
+    with atomic_paths([out, side]) as (tmp_img, tmp_side):
+        nib.save(img, str(tmp_img))
+        tmp_side.write_text(json.dumps({"labels": segments_to_json(segs)}, indent=1))
     return [out, side]
 
 

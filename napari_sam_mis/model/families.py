@@ -45,7 +45,8 @@ class ModelFamily:
     def geometry(self, shape: tuple[int, int], size: int) -> SliceGeometry:
         h, w = int(shape[0]), int(shape[1])
         scale = size / max(h, w)
-        return SliceGeometry((h, w), (int(h * scale + 0.5), int(w * scale + 0.5)), (scale, scale), size)
+        resized = (max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5)))  # a 3000 x 2 slice keeps a column
+        return SliceGeometry((h, w), resized, (scale, scale), size)
 
     def preprocess(self, img: np.ndarray, geom: SliceGeometry, module) -> np.ndarray:
         """uint8 (H, W, 3) -> float32 model input (3, S, S)."""

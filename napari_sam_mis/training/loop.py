@@ -123,6 +123,23 @@ def _save_checkpoint(path: Path, step: int, prompt_encoder, mask_decoder, optimi
                     "recipe": json.dumps(_recipe_key(recipe)), "data": data_sig, "history": history}, str(tmp))
 
 
+CHECKPOINT_KEYS = ("step", "prompt_encoder", "mask_decoder", "optimizer", "numpy_rng", "torch_rng", "recipe", "data")
+
+
+def _read_checkpoint(path: Path) -> dict:
+    """A training checkpoint of ``_save_checkpoint`` (tensors only), or an error naming the file."""
+    import torch
+
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged or foreign file
+        raise SamMisError(f"--resume: {path} is not a readable training checkpoint ({exc})") from exc
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise SamMisError(f"--resume: {path} is not a napari-sam-mis training checkpoint (no {', '.join(missing)})")
+    return ckpt
+
+
 def _recipe_key(recipe: Recipe) -> dict:
     """The recipe fields a resumed run must share with the checkpoint (steps may grow)."""
     d = asdict(recipe)
@@ -158,17 +175,20 @@ def train(train_set: TrainSet, engine, recipe: Recipe, out_dir, resume: bool = F
     if resume:
         if not ckpt_path.is_file():
             raise SamMisError(f"--resume: no checkpoint {ckpt_path} to continue from")
-        ckpt = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
+        ckpt = _read_checkpoint(ckpt_path)
         if json.loads(ckpt["recipe"]) != _recipe_key(recipe):
             raise SamMisError(f"--resume: {ckpt_path} was made with another recipe {ckpt['recipe']}; "
                               "use the same options (only --steps may change) or a new --out")
         if ckpt["data"] != data_sig:
             raise SamMisError(f"--resume: {ckpt_path} was made on other training data; use the same --data or a new --out")
-        prompt_encoder.load_state_dict(ckpt["prompt_encoder"])
-        mask_decoder.load_state_dict(ckpt["mask_decoder"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        try:
+            prompt_encoder.load_state_dict(ckpt["prompt_encoder"])
+            mask_decoder.load_state_dict(ckpt["mask_decoder"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
+            torch.set_rng_state(ckpt["torch_rng"])
+        except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+            raise SamMisError(f"--resume: {ckpt_path} does not fit this model ({str(exc).splitlines()[0]})") from exc
         start = int(ckpt["step"])
     prompt_encoder.train()
     mask_decoder.train()

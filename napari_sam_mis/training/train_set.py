@@ -5,6 +5,7 @@ object's box (when the two agree). Cached in the output folder, keyed by its inp
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,19 @@ def _signature(sources: list[LabelledImage], engine, recipe: Recipe) -> dict:
 
 
 
+def _read_cache(cache: Path, signature: dict) -> TrainSet | None:
+    """The cached training set when it was built from the same inputs; a damaged cache is rebuilt."""
+    try:
+        with np.load(cache, allow_pickle=False) as data:
+            if json.loads(str(data["signature"])) != signature:
+                return None
+            return TrainSet(data["features"], data["slice_of"], np.unpackbits(data["masks"], axis=-1).astype(bool),
+                            data["targets"], data["boxes"], list(data["slice_names"]))
+    except Exception as exc:  # numpy raises many kinds for a damaged npz
+        warnings.warn(f"training cache {cache} is damaged ({exc}); encoding the training slices again", stacklevel=3)
+        return None
+
+
 def build_train_set(sources: list[LabelledImage], engine, recipe: Recipe, cache: Path | None = None,
                     progress: ProgressCallback | None = None, encode_batch: int = 4) -> TrainSet:
     """Window, encode (frozen encoder, once) and cut every source into model-frame objects."""
@@ -81,11 +95,10 @@ def build_train_set(sources: list[LabelledImage], engine, recipe: Recipe, cache:
         raise SamMisError(f"click training works on LiteMedSAM; got model {engine.name!r}")
     sig = _signature(sources, engine, recipe)
     if cache is not None and cache.is_file():
-        with np.load(cache, allow_pickle=False) as data:
-            if json.loads(str(data["signature"])) == sig:
-                report(progress, "read", 1, 1, f"reusing encoded training slices from {cache}")
-                return TrainSet(data["features"], data["slice_of"], np.unpackbits(data["masks"], axis=-1).astype(bool),
-                                data["targets"], data["boxes"], list(data["slice_names"]))
+        cached = _read_cache(cache, sig)
+        if cached is not None:
+            report(progress, "read", 1, 1, f"reusing encoded training slices from {cache}")
+            return cached
     size = engine.input_size
     inputs, names, obj_slice, obj_masks = [], [], [], []
     for src in sources:

@@ -7,6 +7,7 @@ for the coronal/sagittal checks.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import numpy as np
@@ -159,11 +160,17 @@ def test_interrupted_precompute_resumes_with_the_rest(small, lite_engine, encode
     for k, _ in enumerate(sess.iter_embed(range(vol.n_slices)), start=1):
         if k == 1:
             break  # interrupted after the first slice
-    (sess.cache_path / ".00002.npy.abc.tmp").write_bytes(b"half-written")  # a write cut short
+    from napari_sam_mis.io.atomic import _HOST
+
+    killed = sess.cache_path / f".00002.x.npy.{_HOST}-{2**22 + 1}.abc12345.tmp.npy"  # its writer is gone
+    running = sess.cache_path / f".00001.x.npy.{_HOST}-{os.getpid()}.abc12345.tmp.npy"  # a write in progress
+    for p in (killed, running):
+        p.write_bytes(b"half-written")
     assert sum(encoder_calls) == 1
 
     resumed = AnnotationSession(vol, lite_engine, batch_size=1, cache_dir=tmp_path)
-    assert resumed.n_embedded == 1 and not (resumed.cache_path / ".00002.npy.abc.tmp").exists()
+    assert resumed.n_embedded == 1 and not killed.exists() and running.exists()
+    running.unlink()
     assert resumed.embed(resumed.missing()) == [1, 2]
     assert sum(encoder_calls) == 3, "only the missing slices are computed"
     assert AnnotationSession(vol, lite_engine, cache_dir=tmp_path).n_embedded == vol.n_slices
@@ -259,3 +266,38 @@ def test_coronal_and_sagittal_box_gives_the_organ(spleen, lite_engine, encoder_c
     d = dice(result.mask, plane_gt[i])
     print(f"axis {axis} slice {i}: Dice {d:.4f}")
     assert d >= 0.88
+
+
+def test_a_chunk_renamed_to_another_slice_and_a_stray_chunk_are_not_taken(small, lite_engine, encoder_calls, tmp_path):
+    vol, _ = small
+    sess = session(vol, lite_engine, tmp_path)
+    sess.embed([0, 1, 2])
+    a, b = chunk_files(sess)[:2]  # slices 0 and 1, their names (with valid CRCs) swapped
+    tmp = a.with_name("swap")
+    a.rename(tmp)
+    b.rename(b.with_name(a.name.replace("00000", "00001", 1)))
+    tmp.rename(a.with_name(b.name.replace("00001", "00000", 1)))
+    (sess.cache_path / f"00099.{'0' * 8}.npy").write_bytes(b"not a slice of this image")
+
+    fresh = session(vol, lite_engine, tmp_path)
+    assert fresh.n_embedded == 3, "a chunk beyond the image's slices is not counted"
+    with pytest.warns(EmbeddingCacheWarning, match="damaged"):
+        assert sorted(fresh.verify_cache()) == [0, 1, 99]  # each chunk is bound to its slice index
+    assert fresh.missing() == [0, 1]
+
+
+def test_embed_recomputes_damaged_chunks_instead_of_reporting_complete(small, lite_engine, tmp_path, capsys):
+    from napari_sam_mis.cli import main
+    from napari_sam_mis.io.nifti import write_nifti
+
+    vol, _ = small
+    path = write_nifti(vol.array, vol, tmp_path / "small.nii.gz", is_labels=False)
+    cache = tmp_path / "cache"
+    assert main(["embed", str(path), "--cache-dir", str(cache), "--device", "cpu"]) == 0
+    chunk = sorted(cache.rglob("00001.*.npy"))[0]
+    chunk.write_bytes(chunk.read_bytes()[:1000])
+    capsys.readouterr()
+    with pytest.warns(EmbeddingCacheWarning):
+        assert main(["embed", str(path), "--cache-dir", str(cache), "--device", "cpu"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["damaged_before"] == 1 and summary["computed"] == 1 and summary["complete"]

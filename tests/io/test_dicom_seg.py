@@ -129,3 +129,30 @@ def test_damaged_seg_is_refused(ct, tmp_path):
     bad.write_bytes((DCMQI / "liver_seg.dcm").read_bytes()[:3000])
     with pytest.raises(InputError, match="bad.dcm: not a readable DICOM-SEG"):
         read_labels(bad, ct)
+
+
+@needs_dciodvfy
+def test_names_in_any_script_survive_in_a_valid_seg(ct, tmp_path):
+    labels = nrrd_labels("liver_spine_seg.nrrd")
+    names = {1: "肝臓 (liver)", 2: "Wirbelsäule"}
+    out = write_labels(labels, ct, tmp_path / "seg.dcm", segments=names)[0]
+    assert dciodvfy_errors(out) == []
+    back = read_labels(out, ct)
+    assert {v: s.name for v, s in back.segments.items()} == names
+
+
+def test_a_seg_of_another_frame_of_reference_is_refused_unless_allowed(ct, tmp_path, capsys):
+    import pydicom
+
+    from napari_sam_mis.cli import main
+
+    other = tmp_path / "other_patient_seg.dcm"
+    ds = pydicom.dcmread(DCMQI / "liver_seg.dcm")
+    ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.99"
+    ds.save_as(other)
+    with pytest.raises(InputError, match="other_patient_seg.dcm: belongs to frame of reference"):
+        read_labels(other, ct)
+    assert read_labels(other, ct, allow_other_frame=True).array.any()
+    code = main(["export-dataset", "--case", str(DCMQI / "ct"), str(other), "--out", str(tmp_path / "raw"),
+                 "--id", "3", "--name", "Liver"])
+    assert code == 2 and "frame of reference" in capsys.readouterr().err and not (tmp_path / "raw").exists()

@@ -155,3 +155,29 @@ def test_bad_data_items_name_the_path(tmp_path):
     (tmp_path / "a.nii.gz").write_bytes(b"")
     with pytest.raises(InputError, match="no label NIfTI"):
         read_sources([str(tmp_path)])
+
+
+@pytest.mark.parametrize("fault", ["truncated", "foreign", "not a checkpoint"])
+def test_resume_from_a_bad_checkpoint_names_it(fault, tiny_set, lite_engine, tmp_path):
+    from napari_sam_mis.errors import SamMisError
+
+    recipe = Recipe(steps=2, seed=3, **TINY)
+    train(tiny_set, lite_engine, recipe, tmp_path)
+    ckpt = tmp_path / CHECKPOINT_NAME
+    if fault == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:5000])
+    elif fault == "foreign":
+        torch.save({"model": {"w": torch.zeros(2)}}, str(ckpt))
+    else:
+        ckpt.write_text("hello")
+    with pytest.raises(SamMisError, match=f"{CHECKPOINT_NAME} is not a"):
+        train(tiny_set, lite_engine, Recipe(steps=3, seed=3, **TINY), tmp_path, resume=True)
+
+
+def test_a_damaged_training_cache_is_rebuilt(lite_engine, tmp_path):
+    cache = tmp_path / "train_set_cache.npz"
+    first = build_train_set(read_sources([_pair()]), lite_engine, Recipe(**TINY), cache)
+    cache.write_bytes(cache.read_bytes()[:2000])
+    with pytest.warns(UserWarning, match="damaged"):
+        again = build_train_set(read_sources([_pair()]), lite_engine, Recipe(**TINY), cache)
+    assert np.array_equal(again.masks, first.masks) and len(again) == len(first)

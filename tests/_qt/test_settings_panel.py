@@ -1,0 +1,21 @@
+"""The settings panel's modality choice decides the automatic window."""
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+
+def test_modality_choice_overrides_the_image_and_emits_a_window_change(qtbot):
+    from napari_sam_mis._qt.settings_panel import SettingsPanel
+    from napari_sam_mis.volume import Volume
+
+    panel = SettingsPanel()
+    qtbot.addWidget(panel)
+    ct = Volume(np.full((2, 8, 8), -1000, np.int16), modality="CT")
+    assert panel.modality is None and panel.window(ct).kind == "level_width"
+    with qtbot.waitSignal(panel.window_changed):
+        panel.modality_combo.setCurrentText("MR")
+    assert panel.modality == "MR" and panel.window(ct).kind == "percentile"
+    panel.modality_combo.setCurrentText("CT")
+    mr = Volume(np.ones((2, 8, 8), np.int16), modality="MR")
+    assert panel.window(mr).kind == "level_width"
