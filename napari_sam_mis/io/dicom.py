@@ -32,13 +32,13 @@ def _read_header(p: Path):
 
     try:
         ds = pydicom.dcmread(p, stop_before_pixels=True)
-    except Exception as exc:
+        # Anonymisers sometimes blank SOP Class/Instance UIDs that survive in the file meta.
+        meta = getattr(ds, "file_meta", None)
+        for name, meta_name in (("SOPClassUID", "MediaStorageSOPClassUID"), ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
+            if not ds.get(name) and meta is not None and meta.get(meta_name):
+                setattr(ds, name, meta.get(meta_name))
+    except Exception as exc:  # pydicom raises many kinds, some only when an element is first read
         raise InputError(p, f"truncated or damaged DICOM file ({exc})") from exc
-    # Anonymisers sometimes blank SOP Class/Instance UIDs that survive in the file meta.
-    meta = getattr(ds, "file_meta", None)
-    for name, meta_name in (("SOPClassUID", "MediaStorageSOPClassUID"), ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
-        if not ds.get(name) and meta is not None and meta.get(meta_name):
-            setattr(ds, name, meta.get(meta_name))
     return ds
 
 
@@ -79,10 +79,14 @@ def list_series(folder) -> list[Series]:
             skipped.append(p.name)
             continue
         ds = _read_header(p)
-        if is_seg(ds) or "Rows" not in ds or int(ds.get("NumberOfFrames", 1) or 1) > 1:
-            skipped.append(p.name)
-            continue
-        key = _series_key(ds)
+        try:
+            if is_seg(ds) or "Rows" not in ds or int(ds.get("NumberOfFrames", 1) or 1) > 1:
+                skipped.append(p.name)
+                continue
+            key = _series_key(ds)
+            hash(key)
+        except Exception as exc:  # a damaged element, read for the first time here
+            raise InputError(p, f"damaged DICOM header ({exc})") from exc
         series = groups.setdefault(key, Series(ds.get("SeriesInstanceUID") or "", ds.get("SeriesDescription") or ""))
         series.datasets.append(ds)
         series.files.append(p)
@@ -141,8 +145,9 @@ def _pixels(ds, p: Path) -> np.ndarray:
     try:
         arr = ds.pixel_array
     except Exception as exc:  # missing decoder, truncated pixel data ...
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         raise InputError(p, f"cannot decode the pixel data (transfer syntax "
-                            f"{ds.file_meta.TransferSyntaxUID.name}): {exc}") from exc
+                            f"{getattr(syntax, 'name', 'unknown')}): {exc}") from exc
     if arr.ndim != 2:
         raise InputError(p, f"expected a greyscale slice, got pixel array of shape {arr.shape}")
     return arr
@@ -164,20 +169,24 @@ def read_series(folder, series: str | None = None) -> Volume:
 
 def _geometry(ds, path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float], tuple[int, int]]:
     """(orientation, position, (row, col) spacing, (rows, cols)) of one slice, or a clear error."""
-    missing = [k for k in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "Rows", "Columns")
-               if ds.get(k) in (None, "")]
+    try:
+        missing = [k for k in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "Rows", "Columns")
+                   if ds.get(k) in (None, "")]
+    except Exception as exc:  # a damaged element, read for the first time here
+        raise InputError(path, f"damaged DICOM header ({exc})") from exc
     if missing:
         raise InputError(path, f"lacks {', '.join(missing)}: the slice's place in the patient is unknown")
     try:
         iop, ipp = np.asarray(ds.ImageOrientationPatient, float), np.asarray(ds.ImagePositionPatient, float)
         spacing = tuple(float(v) for v in ds.PixelSpacing)
-    except (TypeError, ValueError) as exc:
+        shape = (int(ds.Rows), int(ds.Columns))
+    except Exception as exc:
         raise InputError(path, f"unreadable geometry tags ({exc})") from exc
     if iop.shape != (6,) or ipp.shape != (3,) or len(spacing) != 2 or not np.all(np.isfinite(np.r_[iop, ipp, spacing])):
         raise InputError(path, "ImageOrientationPatient, ImagePositionPatient or PixelSpacing is malformed")
     if min(spacing) <= 0:
         raise InputError(path, f"PixelSpacing must be positive, got {spacing}")
-    return iop, ipp, spacing, (int(ds.Rows), int(ds.Columns))
+    return iop, ipp, spacing, shape
 
 
 def _check_same_grid(chosen: Series, geometry: list) -> None:
@@ -212,9 +221,11 @@ def _stack(folder: Path, chosen: Series) -> Volume:
     for p in files:
         try:
             ds = pydicom.dcmread(p)
+            slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
         except Exception as exc:
             raise InputError(p, f"truncated or damaged DICOM file ({exc})") from exc
-        slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+        if not (np.isfinite(slope) and np.isfinite(intercept)):
+            raise InputError(p, f"RescaleSlope / RescaleIntercept are not finite ({slope}, {intercept})")
         integral &= slope.is_integer() and intercept.is_integer()
         slices.append(_pixels(ds, p).astype(np.float64) * slope + intercept)
     array = np.stack(slices)

@@ -143,13 +143,20 @@ def read_dicom_seg(path, volume: Volume, allow_other_frame: bool = False) -> Lab
     ``allow_other_frame``."""
     p = Path(path)
     seg = _read(p)
-    if not allow_other_frame:
-        _check_frame_of_reference(seg, volume, p)
-    segments = _segments_of(seg)
-    numbers = sorted(segments)
-    uids = volume.meta.get("sop_instance_uids") or []
-    referenced = {sop for _, _, sop in seg.get_source_image_uids()}
     try:
+        if not allow_other_frame:
+            _check_frame_of_reference(seg, volume, p)
+        segments = _segments_of(seg)
+    except InputError:
+        raise
+    except Exception as exc:  # a damaged element, read for the first time here
+        raise InputError(p, f"damaged DICOM-SEG header ({exc})") from exc
+    numbers = sorted(segments)
+    if not numbers:
+        raise InputError(p, "holds no segment")
+    uids = volume.meta.get("sop_instance_uids") or []
+    try:
+        referenced = {sop for _, _, sop in seg.get_source_image_uids()}
         if uids and len(uids) == volume.shape[0] and referenced & set(uids):
             stack = seg.get_pixels_by_source_instance(uids, segment_numbers=numbers, assert_missing_frames_are_empty=True,
                                                        ignore_spatial_locations=True)

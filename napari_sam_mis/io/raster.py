@@ -20,7 +20,7 @@ def read_raster(path) -> Volume:
             if im.mode in ("RGBA", "P", "CMYK", "YCbCr", "LA"):
                 im = im.convert("RGB")
             arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:  # PIL: broken chunks are SyntaxErrors
         raise InputError(p, f"not a readable image ({exc})") from exc
     if arr.ndim == 3 and arr.shape[2] == 3:
         if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
@@ -42,7 +42,7 @@ def read_mask_raster(path, shape: tuple[int, int]) -> np.ndarray:
     try:
         with Image.open(p) as im:
             arr = np.asarray(im.convert("L"))
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:  # PIL: broken chunks are SyntaxErrors
         raise InputError(p, f"not a readable mask image ({exc})") from exc
     if arr.shape != tuple(shape):
         raise InputError(p, f"mask shape {arr.shape} does not match the image shape {tuple(shape)}")

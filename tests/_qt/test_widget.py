@@ -65,6 +65,15 @@ def draw_box(widget, z, box):
     widget.shapes_layer.add_rectangles(np.array([corners], float))
 
 
+def open_with_box_preview(make_napari_viewer, qtbot, vol, gt):
+    """The widget on slice Z with the spleen's box drawn and its preview shown."""
+    viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
+    wait_embedded(qtbot, widget)
+    draw_box(widget, Z, gt_box(gt[Z]))
+    qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)
+    return viewer, widget
+
+
 def test_a_box_previews_and_enter_commits_it_under_the_selected_label(make_napari_viewer, qtbot, spleen):
     vol, gt = spleen
     viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
@@ -135,10 +144,7 @@ def test_a_second_label_never_overwrites_the_first_and_undo_redo_step_through_bo
 
 def test_escape_clears_the_prompts_of_the_slice_and_its_preview(make_napari_viewer, qtbot, spleen):
     vol, gt = spleen
-    viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
-    wait_embedded(qtbot, widget)
-    draw_box(widget, Z, gt_box(gt[Z]))
-    qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)
+    viewer, widget = open_with_box_preview(make_napari_viewer, qtbot, vol, gt)
     press(viewer, qtbot, Qt.Key_Escape)
     assert len(widget.shapes_layer.data) == 0 and not widget.preview_layer.data[Z].any()
 
@@ -199,10 +205,7 @@ def test_cancel_stops_worker(make_napari_viewer, qtbot, spleen):
 
 def test_window_change_recomputes(make_napari_viewer, qtbot, spleen):
     vol, gt = spleen
-    viewer, widget = open_widget(make_napari_viewer, qtbot, vol)
-    wait_embedded(qtbot, widget)
-    draw_box(widget, Z, gt_box(gt[Z]))
-    qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)
+    viewer, widget = open_with_box_preview(make_napari_viewer, qtbot, vol, gt)
     old_key = widget.session.window.key()
     old_emb = widget.session.embedding(Z).features
 
