@@ -131,8 +131,7 @@ class AnnotateWidget(QWidget):
 
     # ------------------------------------------------------------------- image / model --
     def _teardown(self) -> None:
-        self.embedding.stop()
-        self.embedding.follow(None)
+        self.embedding.stop(forget=True)
         self.propagation.reset()
         self.session = self._sessions = None
         prompts, self.prompts = self.prompts, None
@@ -216,8 +215,7 @@ class AnnotateWidget(QWidget):
         self.loader.load(key, loaded, failed)
 
     def _on_model_changed(self) -> None:
-        self.embedding.stop()
-        self.embedding.follow(None)
+        self.embedding.stop(forget=True)
         self.session = self._sessions = None
         self._ensure_engine()
 
@@ -387,14 +385,15 @@ class AnnotateWidget(QWidget):
     def _on_label_selected(self, value: int) -> None:
         if self.prompts is not None:
             self.prompts.relabel_preview(value)
+        self._on_labels_edited()
 
     def _on_labels_edited(self) -> None:
         if self.preview_layer is not None:
             self.preview_layer.colormap = L.label_colormap(self.label_list)
-        if self.labels_layer is not None:
+        if self.labels_layer is not None:  # names for the writers; napari's brush paints the selected label
             L.attach_label_names(self.labels_layer, self.label_list, self.volume)
+            self.labels_layer.selected_label = self.label_list.selected or 1
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
-        self.embedding.stop()
-        self.embedding.follow(None)
+        self.embedding.stop(forget=True)
         super().closeEvent(event)

@@ -17,8 +17,7 @@ class EmbeddingPanel(QWidget):
         self._on_ready, self._say = on_ready, say
         self.scheduler = EmbeddingScheduler(self._embedded, self._done, self._failed)
         self.progress = QProgressBar()
-        self.progress.setFormat("embeddings %v/%m slices")
-        self.progress.setValue(0)
+        self.follow(None)
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setToolTip("Stop computing embeddings (a prompted slice is still computed)")
         self.cancel_btn.clicked.connect(self.cancel)
@@ -38,9 +37,9 @@ class EmbeddingPanel(QWidget):
     def follow(self, session) -> None:
         """Follow ``session`` (None: nothing to follow)."""
         self.session = session
-        if session is not None:
-            self.progress.setMaximum(session.n_slices)
-            self.progress.setValue(session.n_embedded)
+        self.progress.setFormat("embeddings %v/%m slices" if session is not None else "embeddings: no image yet")
+        self.progress.setMaximum(session.n_slices if session is not None else 1)
+        self.progress.setValue(session.n_embedded if session is not None else 0)
 
     def start(self, background: bool = True) -> None:
         if self.session is None:
@@ -52,8 +51,11 @@ class EmbeddingPanel(QWidget):
         """A prompt on slice z waits for its embedding: it goes first, and starts the job."""
         self.scheduler.wait_for(z)
 
-    def stop(self) -> None:
+    def stop(self, forget: bool = False) -> None:
+        """Stop the running job; ``forget``: and follow no session any more (a new image or model)."""
         self.scheduler.stop()
+        if forget:
+            self.follow(None)
 
     def cancel(self) -> None:
         self.scheduler.cancel()

@@ -12,6 +12,8 @@ def launch(path=None, block: bool = True):
     No ``path``: the synthetic abdominal CT phantom. A NIfTI file or a DICOM folder opens with
     this plugin's reader; PNG/TIFF/JPEG images with napari's own readers.
     """
+    if path is not None:  # before any window opens: a wrong path is a one-line error
+        _check_openable(Path(path))
     from napari_sam_mis._qt.torch_guard import import_torch_early
 
     import_torch_early()  # before the viewer creates its OpenGL context (see torch_guard)
@@ -24,8 +26,6 @@ def launch(path=None, block: bool = True):
         viewer.open_sample("napari-sam-mis", "abdomen_phantom")
     else:
         p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: no such file or folder")
         if is_raster(p):
             viewer.open(str(p), plugin="napari")
         else:
@@ -35,3 +35,14 @@ def launch(path=None, block: bool = True):
     if block:
         napari.run()
     return viewer, widget
+
+
+def _check_openable(p: Path) -> None:
+    from napari_sam_mis._napari.readers import napari_get_reader
+    from napari_sam_mis.errors import InputError
+
+    if not p.exists():
+        raise InputError(p, "no such file or folder")
+    if not is_raster(p) and napari_get_reader(str(p)) is None:
+        raise InputError(p, "not an image this plugin opens (NIfTI, DICOM folder or file, CVPR24 .npz) "
+                            "nor a PNG/JPEG/TIFF")

@@ -1,4 +1,4 @@
-"""The ``napari-sam-mis`` command: eval, segment, view, embed, export-dataset, finetune, bench.
+"""The napari-sam-mis command: eval, segment, view, embed, export-dataset, finetune, bench.
 
 One module per command, each with ``register(subparsers)``; ``common`` holds what they share.
 """
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from napari_sam_mis.cli import bench, embed, evaluate, export, finetune, segment, view
 from napari_sam_mis.errors import SamMisError
@@ -25,6 +26,8 @@ def main(argv=None) -> int:
     """Run a command; a problem with the input or the environment (a file that can't be read or
     written, a full disk) ends it with one ``error:`` line naming the file, and exit status 2."""
     args = build_parser().parse_args(argv)
+    # the model libraries' deprecation notices are not the user's business
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(timm|torch)(\.|$)")
     try:
         return args.func(args)
     except SamMisError as exc:

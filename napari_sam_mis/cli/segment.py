@@ -12,8 +12,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "segment",
         help="segment from a box and/or points without the GUI",
-        description="Coordinates are napari's: Z is the slice index along the first array axis, ROW and COL are "
-        "pixel indices in that slice (row down, col right), as shown in napari's status bar.",
+        description="Coordinates are array indices, as napari's data coordinates: Z is the slice index along "
+        "the first array axis, ROW and COL are pixel indices in that slice (row down, col right). napari's "
+        "status bar shows world coordinates in mm: divide them by the voxel size.",
     )
     p.add_argument("image")
     p.add_argument("--box", nargs=5, type=float, metavar=("Z", "ROW0", "COL0", "ROW1", "COL1"), help="box corners on slice Z")

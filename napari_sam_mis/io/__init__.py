@@ -46,6 +46,8 @@ def read_volume(path, series: str | None = None) -> Volume:
 def check_labels(labels, volume: Volume, path) -> np.ndarray:
     """Labels as uint8 on ``volume``'s grid, or a clear error."""
     arr = np.asarray(labels)
+    if arr.ndim == 2 and volume.shape[0] == 1:  # a 2D image's labels
+        arr = arr[None]
     if arr.shape != volume.shape:
         raise InputError(path, f"labels have shape {arr.shape} but the image grid is {volume.shape} (z, y, x)")
     if arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and np.array_equal(arr, np.round(arr))):

@@ -116,6 +116,51 @@ def write_nifti_labels(labels: np.ndarray, volume: Volume, path, segments=None) 
     return [out, side]
 
 
+LABEL_NAME_WORDS = ("seg", "label", "mask", "gt")
+
+
+def is_label_map(path) -> bool:
+    """A NIfTI file that holds labels, not an image: it has a label sidecar, the NIfTI intent
+    "label", or whole-number voxels and a name with seg/label/mask/gt in it (TotalSegmentator's
+    maps, nnU-Net's labelsTr). Reads the header only."""
+    import nibabel as nib
+
+    p = Path(path)
+    side = sidecar_path(p)
+    if side.is_file():
+        try:
+            if "labels" in json.loads(side.read_text()):
+                return True
+        except (OSError, ValueError, TypeError):
+            pass
+    try:
+        header = nib.load(str(p)).header
+        intent = header.get_intent()[0]
+        kind = header.get_data_dtype().kind
+        slope = header.get_slope_inter()[0]
+    except Exception:  # not readable: read_volume says why
+        return False
+    if intent == "label":
+        return True
+    integral = kind in "iu" and slope in (None, 1.0)
+    return integral and any(w in nifti_stem(p).lower() for w in LABEL_NAME_WORDS)
+
+
+def label_grid(path) -> Volume:
+    """An empty Volume on a label file's own grid (its geometry and header, no source image)."""
+    import nibabel as nib
+
+    p = Path(path)
+    try:
+        img = nib.load(str(p))
+        shape = (tuple(img.shape) + (1, 1))[:3]
+    except Exception as exc:
+        raise InputError(p, f"not a readable NIfTI file ({exc})") from exc
+    zooms = [float(z) for z in img.header.get_zooms()[:3]]
+    return Volume(np.zeros(shape[::-1], np.uint8), spacing=(zooms[2], zooms[1], zooms[0]),
+                  affine=img.affine @ SWAP_XYZ_ZYX, modality="OT", meta={"nifti_header": img.header.copy()})
+
+
 def read_nifti_labels(path, volume: Volume) -> Labels:
     """NIfTI labels onto ``volume``'s grid (reoriented if only axis order/direction differ)."""
     p = Path(path)

@@ -10,10 +10,9 @@ import numpy as np
 from napari_sam_mis.errors import InputError, SamMisError
 from napari_sam_mis.io import read_label_array, read_volume
 from napari_sam_mis.io.formats import is_nifti, is_npz, is_raster
+from napari_sam_mis.io.nifti import LABEL_NAME_WORDS
 from napari_sam_mis.io.raster import read_mask_raster
 from napari_sam_mis.volume import Volume
-
-_LABEL_WORDS = ("seg", "label", "mask", "gt")
 
 
 @dataclass
@@ -46,7 +45,6 @@ def read_pair(image, labels) -> LabelledImage:
 
 def _read_sammed2d_folder(folder: Path) -> list[LabelledImage]:
     """SAM-Med2D layout: images/<stem>.png with masks/<stem>_<organ>_<n>.png, one object per mask."""
-
     out = []
     for image in sorted((folder / "images").iterdir()):
         if not is_raster(image):
@@ -64,10 +62,9 @@ def _read_sammed2d_folder(folder: Path) -> list[LabelledImage]:
 def _read_paired_folder(folder: Path) -> list[LabelledImage]:
     """A folder of images (NIfTI files, DICOM sub-folders) and label NIfTI files (names with
     seg/label/mask/gt): each label file is paired with the one image whose grid it fits."""
-
     entries = sorted(folder.iterdir())
     label_files = [p for p in entries if p.is_file() and is_nifti(p)
-                   and any(w in p.name.lower() for w in _LABEL_WORDS)]
+                   and any(w in p.name.lower() for w in LABEL_NAME_WORDS)]
     images = [p for p in entries if p not in label_files and (p.is_dir() or is_nifti(p))]
     if not label_files:
         raise InputError(folder, "no label NIfTI files found (names containing seg/label/mask/gt); "

@@ -238,3 +238,21 @@ def test_extreme_slice_shapes_and_voxel_sizes(tmp_path, capsys):
     nib.save(nib.Nifti1Image(np.full((64, 64, 8), -1000.0, np.float32), np.diag([1e-4, 1e-4, 5.0, 1.0])), str(tiny))
     code, err = _run(capsys, ["embed", tiny, "--axis", "1", "--device", "cpu"])
     _assert_clear_error(code, err, "tiny.nii.gz", "voxel sizes")
+
+
+@pytest.mark.parametrize("target", ["missing", "text file"])
+def test_view_of_something_it_cannot_open_is_one_error_line_before_any_window(target, tmp_path, capsys):
+    path = tmp_path / "missing.nii.gz"
+    if target == "text file":
+        path = tmp_path / "notes.txt"
+        path.write_text("not an image")
+    code, err = _run(capsys, ["view", path])
+    _assert_clear_error(code, err, path.name)
+
+
+def test_the_reader_opens_cvpr24_npz_images():
+    from napari_sam_mis._napari.readers import napari_get_reader
+
+    path = need(DATA / "deeplesion_medsam2" / "CT_Lesion_000009_03_01_036-048.npz")
+    (data, kwargs, kind), = napari_get_reader(str(path))(str(path))
+    assert kind == "image" and data.shape == (13, 512, 512) and kwargs["metadata"]["volume"].windowed
