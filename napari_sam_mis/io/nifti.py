@@ -121,8 +121,8 @@ LABEL_NAME_WORDS = ("seg", "label", "mask", "gt")
 
 def is_label_map(path) -> bool:
     """A NIfTI file that holds labels, not an image: it has a label sidecar, the NIfTI intent
-    "label", or whole-number voxels and a name with seg/label/mask/gt in it (TotalSegmentator's
-    maps, nnU-Net's labelsTr). Reads the header only."""
+    "label", or whole-number, non-negative voxels and a name with seg/label/mask/gt in it
+    (TotalSegmentator's maps, nnU-Net's labelsTr)."""
     import nibabel as nib
 
     p = Path(path)
@@ -134,16 +134,15 @@ def is_label_map(path) -> bool:
         except (OSError, ValueError, TypeError):
             pass
     try:
-        header = nib.load(str(p)).header
-        intent = header.get_intent()[0]
-        kind = header.get_data_dtype().kind
-        slope = header.get_slope_inter()[0]
+        img = nib.load(str(p))
+        header = img.header
+        if header.get_intent()[0] == "label":
+            return True
+        integral = header.get_data_dtype().kind in "iu" and header.get_slope_inter()[0] in (None, 1.0)
+        named = any(w in nifti_stem(p).lower() for w in LABEL_NAME_WORDS)
+        return integral and named and np.asanyarray(img.dataobj).min(initial=0) >= 0  # a CT has negatives
     except Exception:  # not readable: read_volume says why
         return False
-    if intent == "label":
-        return True
-    integral = kind in "iu" and slope in (None, 1.0)
-    return integral and any(w in nifti_stem(p).lower() for w in LABEL_NAME_WORDS)
 
 
 def label_grid(path) -> Volume:

@@ -128,3 +128,17 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
         write_labels(np.zeros(vol.shape, np.uint8), vol, out)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.json", "l.nii.gz"]
+
+
+def test_label_maps_are_told_from_images(tmp_path):
+    from napari_sam_mis.io import write_labels
+    from napari_sam_mis.io.nifti import is_label_map, read_nifti
+
+    ct = read_nifti(DATA / "msd_spleen_crop" / "spleen2_ct.nii.gz")
+    written = write_labels(np.zeros(ct.shape, np.uint8), ct, tmp_path / "work.nii.gz")[0]
+    assert is_label_map(written)  # the plugin's own output: intent "label" and a sidecar
+    assert is_label_map(DATA / "totalseg_example" / "example_seg.nii.gz")  # a model's map, named like labels
+    assert not is_label_map(DATA / "totalseg_example" / "example_ct_sm.nii.gz")
+    ct_named_like_labels = tmp_path / "ct_seg_input.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((4, 4, 2), -1000, np.int16), np.eye(4)), str(ct_named_like_labels))
+    assert not is_label_map(ct_named_like_labels), "Hounsfield units are negative: an image, whatever its name"
