@@ -131,7 +131,6 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
 
 
 def test_label_maps_are_told_from_images(tmp_path):
-    from napari_sam_mis.io import write_labels
     from napari_sam_mis.io.nifti import is_label_map, read_nifti
 
     ct = read_nifti(DATA / "msd_spleen_crop" / "spleen2_ct.nii.gz")
