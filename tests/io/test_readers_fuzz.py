@@ -1,5 +1,8 @@
 """Property-based tests of the readers: a real file truncated, with flipped bytes or a random
-header opens, or fails with the project's own InputError naming it; never another exception."""
+header opens, or fails with the project's own InputError naming it; never another exception.
+FUZZ_EXAMPLES sets the examples per reader (25 by default; 2000 passed on 2026-12-01)."""
+import os
+
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -17,7 +20,8 @@ SOURCES = {
     "png": SAMMED2D / "images" / "amos_0004_75.png",
     "npz": DATA / "deeplesion_medsam2" / "CT_Lesion_000009_03_01_036-048.npz",
 }
-SETTINGS = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 25)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 25))  # per reader; set it higher for a long run
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def _mutate(data: bytes, how, draw) -> bytes:
