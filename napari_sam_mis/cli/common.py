@@ -32,7 +32,7 @@ def read_image(args):
 
 def window_from_args(args, volume) -> Window:
     """The window the arguments ask for; ``--modality`` sets the volume's modality first."""
-    if getattr(args, "modality", "auto") != "auto":
+    if args.modality != "auto":
         volume.modality = args.modality
         volume.meta["modality_source"] = "given with --modality"
     if args.level is not None or args.width is not None:
