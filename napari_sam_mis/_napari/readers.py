@@ -1,4 +1,4 @@
-"""npe2 reader: NIfTI files (images and label maps), CVPR24 .npz, DICOM folders/files and DICOM-SEG as napari layers."""
+"""npe2 reader: NIfTI and NRRD files (images and label maps), CVPR24 .npz, DICOM folders/files and DICOM-SEG as napari layers."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 
 from napari_sam_mis._napari.keys import SEGMENTS_KEY, VOLUME_KEY
 from napari_sam_mis.annotate.window import default_ct_contrast
-from napari_sam_mis.io.formats import is_nifti, is_npz, nifti_stem
+from napari_sam_mis.io.formats import is_nifti, is_npz, is_nrrd, nifti_stem
 from napari_sam_mis.io.segments import Labels, segments_to_json
 from napari_sam_mis.volume import Volume
 
@@ -19,7 +19,7 @@ def napari_get_reader(path):
             return None
         path = path[0]
     p = Path(path)
-    if (is_nifti(p) or is_npz(p)) and p.is_file():
+    if (is_nifti(p) or is_nrrd(p) or is_npz(p)) and p.is_file():
         return read_image_layers
     from napari_sam_mis.io.dicom import is_dicom_file
 
@@ -62,7 +62,7 @@ def _name(volume: Volume) -> str:
 
 
 def read_image_layers(path):
-    """A NIfTI file (a label map opens as labels), or every image series in a DICOM folder (one
+    """A NIfTI or NRRD file (a label map opens as labels), or every image series in a DICOM folder (one
     layer each, named by description)."""
     from napari_sam_mis.io import read_labels, read_volume
     from napari_sam_mis.io.dicom import list_series
@@ -72,6 +72,13 @@ def read_image_layers(path):
     if is_nifti(p) and is_label_map(p):  # saved work or a model's label map: labels, with their names
         grid = label_grid(p)
         return labels_layers(read_labels(p, grid), grid, nifti_stem(p))
+    if is_nrrd(p):
+        from napari_sam_mis.io.nrrd import is_nrrd_label_map, read_nrrd
+
+        if is_nrrd_label_map(p):
+            vol = read_nrrd(p)
+            grid = Volume(np.zeros(vol.shape, np.uint8), vol.spacing, vol.affine, modality="OT")
+            return labels_layers(read_labels(p, grid), grid, p.stem)
     if p.is_dir():
         found = list_series(p)
         if len(found) > 1:

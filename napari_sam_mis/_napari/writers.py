@@ -1,4 +1,4 @@
-"""npe2 single-layer writers for labels layers: NIfTI (+ .json names) and DICOM-SEG."""
+"""npe2 single-layer writers for labels layers: NIfTI or NRRD (+ .json names) and DICOM-SEG."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,6 +29,10 @@ def _write(path, data, attributes, need_dicom):
 
 
 def write_labels_nifti(path: str, data, attributes: dict) -> list[str]:
+    return _write(path, data, attributes, need_dicom=False)
+
+
+def write_labels_nrrd(path: str, data, attributes: dict) -> list[str]:
     return _write(path, data, attributes, need_dicom=False)
 
 

@@ -9,7 +9,7 @@ from napari_sam_mis.io.formats import is_raster
 def launch(path=None, block: bool = True):
     """Open a viewer with the widget docked; returns (viewer, widget).
 
-    No ``path``: the synthetic abdominal CT phantom. A NIfTI file or a DICOM folder opens with
+    No ``path``: the synthetic abdominal CT phantom. A NIfTI or NRRD file or a DICOM folder opens with
     this plugin's reader; PNG/TIFF/JPEG images with napari's own readers.
     """
     if path is not None:  # before any window opens: a wrong path is a one-line error
@@ -44,5 +44,5 @@ def _check_openable(p: Path) -> None:
     if not p.exists():
         raise InputError(p, "no such file or folder")
     if not is_raster(p) and napari_get_reader(str(p)) is None:
-        raise InputError(p, "not an image this plugin opens (NIfTI, DICOM folder or file, CVPR24 .npz) "
+        raise InputError(p, "not an image this plugin opens (NIfTI, NRRD, DICOM folder or file, CVPR24 .npz) "
                             "nor a PNG/JPEG/TIFF")

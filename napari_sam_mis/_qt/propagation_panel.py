@@ -4,7 +4,9 @@ key slices, lock slices, and commit all previewed slices as one undoable commit.
 The work runs in a napari ``thread_worker`` (a generator: Cancel stops it between slices); each
 slice it yields goes into the widget's preview layer. Slices the user committed by hand (and
 the reference slice of a committed propagation) are locked in a Qt-free ``SliceLocks``:
-propagation stops before them and key-slice fill uses them as its key slices.
+propagation stops before them and key-slice fill uses them as its key slices. Where a run
+stopped and why shows under the progress bar; where the object only seemed to end (a jump in
+area, a leak), "Continue past the stop" carries on from there.
 """
 from __future__ import annotations
 
@@ -26,18 +28,23 @@ from napari_sam_mis._napari import layers as L
 from napari_sam_mis.annotate.fill import fill_between, fill_slices
 from napari_sam_mis.annotate.masks import MaskResult
 from napari_sam_mis.annotate.prompts import Prompt
-from napari_sam_mis.annotate.propagate import DOWN, UP, SliceLocks, propagate
+from napari_sam_mis.annotate.propagate import DOWN, UP, SliceLocks, Stop, propagate
+
+CONTINUABLE = ("overlap", "score", "growth", "leak")  # stops the user may overrule ("Continue")
 
 
 @thread_worker
-def propagation_worker(session, z: int, start, runs):
+def propagation_worker(session, z: int, start, runs, accept_first: bool = False):
     """Yield the reference slice's MaskResult (when ``start`` is a Prompt), then each
-    SliceResult of ``runs``: (direction, stop_z) pairs propagated from slice ``z``."""
+    SliceResult of ``runs`` ((direction, stop_z, locked) propagated from slice ``z``), each run
+    followed by (direction, Stop): where and why it ended."""
     if isinstance(start, Prompt):
         start = session.predict(z, start)
         yield start
     for direction, stop_z, locked in runs:
-        yield from propagate(session, z, start, direction, stop_z, locked)
+        run = propagate(session, z, start, direction, stop_z, locked, accept_first=accept_first)
+        yield from run
+        yield direction, run.stop
 
 
 @thread_worker
@@ -53,6 +60,7 @@ class PropagationPanel(QWidget):
         self.worker = None
         self.previewed: set[int] = set()  # slices whose preview came from the last run
         self.reference: int | None = None  # slice the last propagation started from
+        self.stops: dict[int, Stop] = {}  # direction -> where and why the last run that way ended
         self._build_ui()
         host.viewer.dims.events.current_step.connect(self.update_slice)
 
@@ -64,6 +72,10 @@ class PropagationPanel(QWidget):
         self.lock_btn = QPushButton("Lock slice")
         self.commit_btn = QPushButton("Commit all")
         self.cancel_btn = QPushButton("Cancel")
+        self.continue_btn = QPushButton("Continue past the stop")
+        self.continue_btn.setToolTip("Propagation stopped where the object seemed to end; carry on from there anyway")
+        self.continue_btn.clicked.connect(self.continue_past_stop)
+        self.continue_btn.setVisible(False)
         self.lock_btn.setCheckable(True)
         self.up_btn.setToolTip("From the slice shown (its prompts, else its committed label) towards higher slices")
         self.down_btn.setToolTip("From the slice shown towards lower slices")
@@ -106,6 +118,7 @@ class PropagationPanel(QWidget):
         layout.addLayout(grid)
         layout.addLayout(prog)
         layout.addWidget(self.status)
+        layout.addWidget(self.continue_btn)
         self._set_running(False)
 
     # -------------------------------------------------------------------------- state --
@@ -144,6 +157,10 @@ class PropagationPanel(QWidget):
         for b in (self.up_btn, self.down_btn, self.both_btn, self.fill_btn, self.commit_btn):
             b.setEnabled(not running)
         self.cancel_btn.setEnabled(running)
+        self.continue_btn.setVisible(not running and bool(self._continuable()))
+
+    def _continuable(self) -> list[tuple[int, Stop]]:
+        return [(d, st) for d, st in self.stops.items() if st.reason in CONTINUABLE and st.z is not None]
 
     @property
     def is_running(self) -> bool:
@@ -196,9 +213,36 @@ class PropagationPanel(QWidget):
         runs = [(d, hi if d == UP else lo, locked) for d in ((UP, DOWN) if direction == 0 else (direction,))]
         total = sum(hi - z if d == UP else z - lo for d, _, _ in runs)
         self._clear_previews(keep=())
+        self.stops = {}
         self.reference = z if isinstance(start, Prompt) else None
         self._start(propagation_worker(host.session, z, start, runs, _start_thread=False), total,
                     f"propagating from slice {z}")
+
+    def continue_past_stop(self) -> None:
+        """Carry on from the last slice reached, in each direction that stopped where the object
+        seemed to end; the slice it stopped at is accepted this time."""
+        todo = self._continuable()
+        if not todo or not self._ready():
+            return
+        lo, hi = self.from_spin.value(), self.to_spin.value()
+        locked = set(self.locks)
+        self.stops = {}
+        runs_from = []
+        for direction, stop in todo:
+            z = stop.z - direction
+            plane = self.host.prompts.preview_plane(z) if z in self.previewed else None
+            start = plane == self._value() if plane is not None else self._label_mask(z)
+            if start is not None and start.any():
+                runs_from.append((z, start, direction))
+        if not runs_from:
+            show_warning("SAM: the slice before the stop has no mask to continue from")
+            return
+        z, start, direction = runs_from[0]  # one direction at a time; the other stays offered
+        runs = [(direction, hi if direction == UP else lo, locked - {z})]
+        total = hi - z if direction == UP else z - lo
+        self.reference = None
+        self._start(propagation_worker(self.host.session, z, start, runs, accept_first=True, _start_thread=False),
+                    total, f"continuing from slice {z}")
 
     def fill(self) -> None:
         if not self._ready():
@@ -233,6 +277,9 @@ class PropagationPanel(QWidget):
     def _on_result(self, worker, result) -> None:
         if worker is not self.worker:
             return
+        if isinstance(result, tuple):  # (direction, Stop)
+            self.stops[result[0]] = result[1]
+            return
         z = self.reference if isinstance(result, MaskResult) else result.z
         plane = self.host.prompts.preview_plane(z)
         plane[...] = 0
@@ -246,14 +293,18 @@ class PropagationPanel(QWidget):
         if worker is not self.worker:
             return
         self.worker = None
-        self._set_running(False)
         n = len(self.previewed)
-        self.status.setText(f"{n} slices previewed: check them, then Commit all" if n else "nothing propagated")
+        text = f"{n} slices previewed: check them, then Commit all" if n else "nothing propagated"
+        words = {UP: "up", DOWN: "down"}
+        said = [f"{words[d]}: {st.message}" for d, st in sorted(self.stops.items(), reverse=True)]
+        self.status.setText("; ".join([text, *said]))
+        self._set_running(False)
 
     def cancel(self) -> None:
         if self.worker is not None:
             self.worker.quit()
             self.worker = None
+            self.stops = {}
             self._set_running(False)
             self.status.setText(f"cancelled ({len(self.previewed)} slices previewed)")
 

@@ -27,8 +27,8 @@ import numpy as np
 from scipy import ndimage
 
 from napari_sam_mis.annotate.geometry import mask_box
-from napari_sam_mis.annotate.masks import MaskResult, masks_for_boxes
-from napari_sam_mis.annotate.prompts import NEGATIVE, POSITIVE, Prompt
+from napari_sam_mis.annotate.masks import MaskResult, low_res_pixels, mask_for_prompt, masks_for_boxes
+from napari_sam_mis.annotate.prompts import NEGATIVE, POSITIVE, Prompt, normalized_box
 from napari_sam_mis.annotate.region_hint import RegionHints
 from napari_sam_mis.model.engine import SamEngine
 from napari_sam_mis.model.slices import SliceEmbedding
@@ -229,6 +229,35 @@ def apply_clicks(mask, hints: RegionHints, positives, negatives) -> np.ndarray:
     return mask
 
 
+def keep_promises(mask, previous, positives, negatives, newest_negative: bool) -> np.ndarray:
+    """What a correction must do whatever the model says: a negative click only removes (never
+    grows the mask it corrects) and leaves its pixel outside; a positive click only adds, near
+    itself (within twice its distance from the mask it corrects, plus a margin), and every
+    positive click is inside (docs/clicks.md has the validation figures)."""
+    mask = mask.copy()
+    if previous is not None:
+        mask = mask & previous if newest_negative else mask | previous
+        if not newest_negative and previous.any() and positives:  # what the newest click adds lies near it
+            mask = previous | (mask & _near(mask.shape, positives[-1], previous))
+    for n in negatives:
+        if mask[n]:  # the part nearer to the click than to any positive one goes, however large
+            nearer = _distance_to(mask.shape, [n]) < _distance_to(mask.shape, positives)
+            part, _ = ndimage.label(mask & nearer)
+            mask &= part != part[n]
+    for p in positives:
+        mask[p] = True
+    return mask
+
+
+def anchor_point(previous: np.ndarray, negatives) -> tuple[int, int]:
+    """Where a mask corrected by negative clicks alone is surely right: deepest inside it and far
+    from the clicks (it stands in for a positive click)."""
+    depth = ndimage.distance_transform_edt(np.pad(previous, 1))[1:-1, 1:-1]
+    score = np.minimum(depth, _distance_to(previous.shape, negatives)) if negatives else depth
+    r, c = np.unravel_index(int(np.argmax(score)), score.shape)
+    return int(r), int(c)
+
+
 def _distance_to(shape, points) -> np.ndarray:
     y, x = np.ogrid[: shape[0], : shape[1]]
     return np.min([np.hypot(y - r, x - c) for r, c in points], axis=0)
@@ -239,10 +268,7 @@ def _edit_logits(logits: np.ndarray, before: np.ndarray, after: np.ndarray, geom
     reproduces the edited mask."""
     if np.array_equal(before, after):
         return logits
-    size = logits.shape[-1]
-    sy, sx = geom.scale[0] * size / geom.input_size, geom.scale[1] * size / geom.input_size
-    rows = np.clip(((np.arange(size) + 0.5) / sy).astype(int), 0, geom.original[0] - 1)
-    cols = np.clip(((np.arange(size) + 0.5) / sx).astype(int), 0, geom.original[1] - 1)
+    rows, cols = low_res_pixels(geom, logits.shape[-1])
     added = (after & ~before)[np.ix_(rows, cols)]
     removed = (before & ~after)[np.ix_(rows, cols)]
     out = logits.copy()
@@ -251,10 +277,35 @@ def _edit_logits(logits: np.ndarray, before: np.ndarray, after: np.ndarray, geom
     return out
 
 
+def _box_and_clicks(engine, emb, hints, box, points, labels, frame) -> MaskResult:
+    """The box decoded as drawn (widened only to reach a positive click outside it), its mask
+    then edited by the clicks in order; re-decoding other boxes did worse on the validation cases
+    (docs/clicks.md)."""
+    positives = [p for p, lab in zip(points, labels) if lab == POSITIVE]
+    box = normalized_box(box)
+    for p in positives:
+        if not _inside(box, p):
+            box = _take_in(box, p)
+    box_prompt = Prompt(box=_clip(box, hints.shape))  # decoded as a plain box is (never over a token window)
+    boxed = mask_for_prompt(engine, emb, frame(box_prompt) if frame else box_prompt)
+    mask = boxed.mask
+    for k in range(len(points)):  # each click corrects the mask the clicks before it gave
+        pos = [p for p, lab in zip(points[: k + 1], labels) if lab == POSITIVE]
+        neg = [p for p, lab in zip(points[: k + 1], labels) if lab == NEGATIVE]
+        if all(mask[p] for p in pos) and not any(mask[n] for n in neg):
+            continue
+        edited = apply_clicks(boxed.mask, hints, pos, neg) if pos else boxed.mask
+        mask = keep_promises(edited, mask, pos or [anchor_point(mask, neg)], neg, labels[k] == NEGATIVE)
+    return MaskResult(mask, boxed.score, _edit_logits(boxed.low_res_logits, boxed.mask, mask, emb.geometry))
+
+
 # -- entry point -------------------------------------------------------------------------------
 def mask_for_clicks(engine: SamEngine, emb: SliceEmbedding, display: np.ndarray, prompt: Prompt,
                   spacing_rc: tuple[float, float] = (1.0, 1.0), frame=None) -> MaskResult:
-    """Clicks (and optionally the previous low-res logits) on one slice -> mask.
+    """Clicks (and optionally a box, or the previous low-res logits) on one slice -> mask.
+
+    With a box, the box's mask is edited by the clicks (``_box_and_clicks``); with logits, the
+    clicks correct the mask the logits give. A correction keeps its promises (``keep_promises``).
 
     ``display`` is the slice as 0..255 display values (the model's input before preprocessing);
     ``spacing_rc`` its pixel size in mm (row, col) for the context boxes; ``frame`` an optional
@@ -274,17 +325,21 @@ def mask_for_clicks(engine: SamEngine, emb: SliceEmbedding, display: np.ndarray,
             raise ValueError(f"click ({r}, {c}) lies outside the slice of shape {shape}")
     positives = [p for p, lab in zip(points, prompt.labels) if int(lab) == POSITIVE]
     negatives = [p for p, lab in zip(points, prompt.labels) if int(lab) == NEGATIVE]
-    if not positives:  # only negative clicks: nothing is asked for
-        empty = np.full((1, 256, 256), -20.0, np.float32)
-        return MaskResult(np.zeros(shape, bool), 0.0, empty)
     hints = RegionHints(display)
+    if prompt.box is not None:
+        return _box_and_clicks(engine, emb, hints, prompt.box, points, [int(v) for v in prompt.labels], frame)
     previous = None
     if prompt.mask_logits is not None:
         logits = torch.as_tensor(np.asarray(prompt.mask_logits, np.float32)).reshape(1, 1, *np.shape(prompt.mask_logits)[-2:])
         with torch.inference_mode():
             previous = (engine.upscale(logits.to(engine.device), emb.geometry)[0, 0] > 0).cpu().numpy()
-    boxes = candidate_boxes(hints, positives, negatives, previous, spacing_rc)
     first_click = previous is None or not previous.any()
+    if not positives:
+        if first_click:  # only negative clicks: nothing is asked for
+            empty = np.full((1, 256, 256), -20.0, np.float32)
+            return MaskResult(np.zeros(shape, bool), 0.0, empty)
+        positives = [anchor_point(previous, negatives)]
+    boxes = candidate_boxes(hints, positives, negatives, previous, spacing_rc)
     first_alone = first_click and _bbox_share(boxes, shape) > ONE_CALL_SHARE
     decoded = masks_for_boxes(engine, emb, boxes[:1] if first_alone else boxes, frame)
     if first_click and confident(decoded[0], boxes[0], positives, negatives):
@@ -295,8 +350,11 @@ def mask_for_clicks(engine: SamEngine, emb: SliceEmbedding, display: np.ndarray,
     masks = np.stack([r.mask for r in decoded])
     ious = np.array([r.score for r in decoded])
     edited = np.stack([apply_clicks(m, hints, positives, negatives) for m in masks])
-    expected = None if previous is None or not previous.any() else apply_clicks(previous, hints, positives, negatives)
+    expected = None if first_click else apply_clicks(previous, hints, positives, negatives)
     best = int(np.argmax(candidate_scores(masks, edited, ious, boxes, positives, negatives, expected)))
     mask = edited[best]
+    if not first_click:
+        newest_negative = bool(prompt.labels) and int(prompt.labels[-1]) == NEGATIVE
+        mask = keep_promises(mask, previous, positives, negatives, newest_negative)
     logits = _edit_logits(decoded[best].low_res_logits, masks[best], mask, emb.geometry)
     return MaskResult(mask, float(ious[best]), logits)

@@ -58,3 +58,17 @@ def masks_for_boxes(engine: SamEngine, emb: SliceEmbedding, boxes, frame=None) -
     logits = low_res.float().cpu().numpy()
     scores = iou[:, 0].float().cpu().numpy()
     return [MaskResult(masks[i], float(scores[i]), logits[i]) for i in range(len(boxes))]
+
+
+def low_res_pixels(geometry, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """For each row and column of the (size, size) low-res logits: the slice pixel it lies over."""
+    sy, sx = geometry.scale[0] * size / geometry.input_size, geometry.scale[1] * size / geometry.input_size
+    rows = np.clip(((np.arange(size) + 0.5) / sy).astype(int), 0, geometry.original[0] - 1)
+    cols = np.clip(((np.arange(size) + 0.5) / sx).astype(int), 0, geometry.original[1] - 1)
+    return rows, cols
+
+
+def logits_for_mask(mask: np.ndarray, geometry, size: int = 256) -> np.ndarray:
+    """Low-res logits (1, size, size) that stand for ``mask`` when fed back as mask prompt (+/-4)."""
+    rows, cols = low_res_pixels(geometry, size)
+    return np.where(np.asarray(mask, bool)[np.ix_(rows, cols)], 4.0, -4.0).astype(np.float32)[None]

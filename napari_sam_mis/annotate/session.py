@@ -179,8 +179,9 @@ class AnnotationSession:
     # -- prompts -> masks ------------------------------------------------------------------
     def predict(self, z: int, prompt: Prompt) -> MaskResult:
         """The mask of one prompt on slice z, nothing remembered."""
-        if self.engine.spec.box_trained and prompt.points and prompt.box is None:
-            # a box-trained model ignores lone points: clicks become candidate boxes (annotate/clicks.py)
+        if self.engine.spec.box_trained and prompt.points:
+            # a box-trained model ignores points: clicks become candidate boxes or correct the box's mask
+            # (annotate/clicks.py)
             return mask_for_clicks(self.engine, self.embedding(z), self.display_slice(z), prompt,
                                    self.plane.spacing, self.plane.resampled_prompt)
         return mask_for_prompt(self.engine, self.embedding(z), self.plane.resampled_prompt(prompt))

@@ -31,7 +31,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image", help="image (NIfTI, DICOM folder, npz); default: the synthetic abdominal phantom")
+    p.add_argument("--image", help="image (NIfTI, NRRD, DICOM folder, npz); default: the synthetic abdominal phantom")
     p.add_argument("--labels", help="ground truth for --image (prompts come from it); default: the npz's gts")
     p.add_argument("--backend", help="our engine's backend (auto, eager, fast, bf16, fp16); default: auto")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, or all (cpu and, when present, cuda)")

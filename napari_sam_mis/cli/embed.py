@@ -22,7 +22,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                     f"folder: --cache-dir, else ${CACHE_ENV}, else the user cache directory. Slices already cached "
                     "with the same image, model, window and axis are skipped. Progress goes to stderr; the last "
                     "stdout line is a JSON summary.")
-    parser.add_argument("image", help="NIfTI, DICOM folder, CVPR24 .npz or 2D image")
+    parser.add_argument("image", help="NIfTI, NRRD, DICOM folder, CVPR24 .npz or 2D image")
     parser.add_argument("--axis", type=int, default=0, choices=(0, 1, 2),
                         help="slicing axis of the (z, y, x) array: 0 axial, 1 coronal, 2 sagittal (default 0)")
     parser.add_argument("--cache-dir", help=f"cache folder (default: ${CACHE_ENV} or the user cache directory)")

@@ -6,7 +6,7 @@ import argparse
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("view", help="open napari with the plugin docked (sample CT, or PATH)")
-    p.add_argument("path", nargs="?", help="NIfTI file or DICOM folder; default: the synthetic abdominal CT")
+    p.add_argument("path", nargs="?", help="NIfTI or NRRD file or DICOM folder; default: the synthetic abdominal CT")
     p.set_defaults(func=run_view)
     return p
 

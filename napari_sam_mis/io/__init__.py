@@ -1,9 +1,9 @@
 """Qt-free readers and writers for medical images and labels.
 
-read_volume(path)                      NIfTI, DICOM folder / multi-frame file, CVPR24 .npz, 2D PNG/JPEG/TIFF
-read_labels(path, volume)              NIfTI labels or DICOM-SEG onto the volume's grid -> Labels
+read_volume(path)                      NIfTI, NRRD, DICOM folder / multi-frame file, CVPR24 .npz, 2D PNG/JPEG/TIFF
+read_labels(path, volume)              NIfTI / NRRD labels or DICOM-SEG onto the volume's grid -> Labels
 read_label_array(path, volume)         any ground truth (also CVPR24 .npz, mask images) -> label array
-write_labels(labels, volume, path)     .nii/.nii.gz (+ .json names) or .dcm (DICOM-SEG)
+write_labels(labels, volume, path)     .nii/.nii.gz or .nrrd (+ .json names) or .dcm (DICOM-SEG)
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_sam_mis.errors import InputError
-from napari_sam_mis.io.formats import is_nifti, is_npz, is_raster
+from napari_sam_mis.io.formats import is_nifti, is_npz, is_nrrd, is_raster
 from napari_sam_mis.io.segments import Labels, Segment
 from napari_sam_mis.volume import Volume
 
@@ -28,6 +28,10 @@ def read_volume(path, series: str | None = None) -> Volume:
         from napari_sam_mis.io.nifti import read_nifti
 
         return read_nifti(p)
+    if is_nrrd(p):
+        from napari_sam_mis.io.nrrd import read_nrrd
+
+        return read_nrrd(p)
     if is_npz(p):
         from napari_sam_mis.io.raster import read_npz
 
@@ -40,7 +44,7 @@ def read_volume(path, series: str | None = None) -> Volume:
 
     if p.is_dir() or is_dicom_file(p):
         return read_dicom(p, series)
-    raise InputError(p, "unknown image format (expected .nii, .nii.gz, a DICOM folder or file, .npz or a 2D PNG/JPEG/TIFF)")
+    raise InputError(p, "unknown image format (expected .nii, .nii.gz, .nrrd, a DICOM folder or file, .npz or a 2D PNG/JPEG/TIFF)")
 
 
 def check_labels(labels, volume: Volume, path) -> np.ndarray:
@@ -59,7 +63,7 @@ def check_labels(labels, volume: Volume, path) -> np.ndarray:
 
 def write_labels(labels, volume: Volume, path, segments=None, *, algorithm_name: str = "napari-sam-mis",
                  new_uids: bool = False) -> list[Path]:
-    """Write a (z, y, x) label array for ``volume``; the extension picks NIfTI or DICOM-SEG.
+    """Write a (z, y, x) label array for ``volume``; the extension picks NIfTI, NRRD or DICOM-SEG.
 
     ``segments``: value -> name | {"name", "color"} (see ``segments.make_segments``).
     ``new_uids``: DICOM-SEG only; fill blank Study/Series Instance UIDs of an anonymised source.
@@ -73,15 +77,19 @@ def write_labels(labels, volume: Volume, path, segments=None, *, algorithm_name:
         from napari_sam_mis.io.nifti import write_nifti_labels
 
         return write_nifti_labels(arr, volume, out, segments)
+    if is_nrrd(out):
+        from napari_sam_mis.io.nrrd import write_nrrd_labels
+
+        return write_nrrd_labels(arr, volume, out, segments)
     if out.suffix.lower() == ".dcm":
         from napari_sam_mis.io.dicom_seg import write_dicom_seg
 
         return [write_dicom_seg(arr, volume, out, segments, algorithm_name=algorithm_name, new_uids=new_uids)]
-    raise InputError(out, "unknown labels format (expected .nii, .nii.gz or .dcm for DICOM-SEG)")
+    raise InputError(out, "unknown labels format (expected .nii, .nii.gz, .nrrd or .dcm for DICOM-SEG)")
 
 
 def read_labels(path, volume: Volume, *, allow_other_frame: bool = False) -> Labels:
-    """NIfTI labels (with names from a ``.json`` sidecar) or a DICOM-SEG, on ``volume``'s grid. A
+    """NIfTI labels (with names from a ``.json`` sidecar), an NRRD label map or a DICOM-SEG, on ``volume``'s grid. A
     DICOM-SEG of another frame of reference is refused unless ``allow_other_frame``."""
     p = Path(path)
     if not p.is_file():
@@ -90,13 +98,17 @@ def read_labels(path, volume: Volume, *, allow_other_frame: bool = False) -> Lab
         from napari_sam_mis.io.nifti import read_nifti_labels
 
         return read_nifti_labels(p, volume)
+    if is_nrrd(p):
+        from napari_sam_mis.io.nrrd import read_nrrd_labels
+
+        return read_nrrd_labels(p, volume)
     from napari_sam_mis.io.dicom import is_dicom_file
 
     if is_dicom_file(p):
         from napari_sam_mis.io.dicom_seg import read_dicom_seg
 
         return read_dicom_seg(p, volume, allow_other_frame)
-    raise InputError(p, "unknown labels format (expected .nii, .nii.gz or a DICOM-SEG .dcm)")
+    raise InputError(p, "unknown labels format (expected .nii, .nii.gz, .nrrd or a DICOM-SEG .dcm)")
 
 
 def read_label_array(path, volume: Volume) -> np.ndarray:

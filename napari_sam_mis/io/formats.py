@@ -6,6 +6,7 @@ from pathlib import Path
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 NPZ_SUFFIX = ".npz"
+NRRD_SUFFIXES = (".nrrd", ".nhdr")
 
 
 def is_nifti(path) -> bool:
@@ -14,6 +15,10 @@ def is_nifti(path) -> bool:
 
 def is_raster(path) -> bool:
     return Path(path).name.lower().endswith(RASTER_SUFFIXES)
+
+
+def is_nrrd(path) -> bool:
+    return Path(path).name.lower().endswith(NRRD_SUFFIXES)
 
 
 def is_npz(path) -> bool:

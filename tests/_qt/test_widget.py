@@ -261,3 +261,30 @@ def test_launch_with_nifti_reader(qtbot, spleen):
     finally:
         widget.cancel_embedding()
         viewer.close()
+
+
+def test_clicks_on_a_box_correct_its_mask_as_promised(make_napari_viewer, qtbot, spleen):
+    """A box, then a positive click inside the organ: the mask is no worse than the box alone and
+    holds the click; then a negative click on the mask: the clicked pixel leaves it and nothing grows."""
+    vol, gt = spleen
+    viewer, widget = open_with_box_preview(make_napari_viewer, qtbot, vol, gt)
+    box_mask = widget.preview_layer.data[Z] > 0
+    rr, cc = np.nonzero(gt[Z])
+    inside = (int(np.median(rr)), int(np.median(cc)))
+    if not gt[Z][inside]:
+        inside = (int(rr[len(rr) // 2]), int(cc[len(cc) // 2]))
+    widget.points_layer.add(np.array([[Z, *inside]], float))
+    qtbot.waitUntil(lambda: bool(widget.prompts.prompt(Z).points), timeout=10_000)
+    qtbot.wait(200)
+    with_click = widget.preview_layer.data[Z] > 0
+    assert with_click[inside]
+    assert dice(with_click, gt[Z]) >= dice(box_mask, gt[Z]) - 0.01
+
+    edge = np.argwhere(with_click & ~gt[Z])
+    target = tuple(int(v) for v in (edge[len(edge) // 2] if len(edge) else np.argwhere(with_click)[0]))
+    widget.prompts.set_negative(True)
+    widget.points_layer.add(np.array([[Z, *target]], float))
+    qtbot.waitUntil(lambda: not (widget.preview_layer.data[Z] > 0)[target], timeout=10_000)
+    after = widget.preview_layer.data[Z] > 0
+    assert not (after & ~with_click).any(), "a negative click never grows the mask"
+    assert after[inside], "the positive click stays inside"

@@ -60,8 +60,12 @@ def test_propagate_commit_correct_repropagate(make_napari_viewer, qtbot, spleen)
     draw_box(widget, z0, gt[z0])
     qtbot.waitUntil(lambda: widget.preview_layer.data[z0].any(), timeout=RUN_TIMEOUT)
     run_and_wait(qtbot, panel, panel.both_btn)
-    assert panel.previewed == set(range(lo, hi + 1))
-    assert panel.progress.value() == panel.progress.maximum() == hi - lo
+    # the whole range, but perhaps the spleen's tiny top slice (the mask halves there): then it says so
+    assert set(range(lo, hi)) <= panel.previewed <= set(range(lo, hi + 1))
+    assert panel.progress.value() == len(panel.previewed) - 1
+    if hi not in panel.previewed:
+        assert f"up: stopped at slice {hi}: " in panel.status.text()
+    previewed = set(panel.previewed)
     labels = widget.labels_layer.data
     assert not labels.any(), "nothing is written before the commit"
     panel.commit_btn.click()
@@ -70,7 +74,7 @@ def test_propagate_commit_correct_repropagate(make_napari_viewer, qtbot, spleen)
     d_first = dice(first == value, gt)
     print(f"one box on slice {z0} + propagation over {lo}..{hi}: Dice {d_first:.4f}")
     assert d_first >= 0.92  # 0.943 measured
-    assert {int(z) for z in np.flatnonzero(first.any(axis=(1, 2)))} == set(range(lo, hi + 1))
+    assert {int(z) for z in np.flatnonzero(first.any(axis=(1, 2)))} == previewed
 
     widget.undo()  # the whole propagation is one undo step
     assert not labels.any()
@@ -100,3 +104,36 @@ def test_propagate_commit_correct_repropagate(make_napari_viewer, qtbot, spleen)
     # re-propagating upwards from the corrected slice stops before the locked reference slice
     run_and_wait(qtbot, panel, panel.up_btn)
     assert panel.previewed and max(panel.previewed) < z0
+
+
+def test_propagation_says_where_it_stopped_and_can_go_on(make_napari_viewer, qtbot, spleen):
+    """Without a range, propagation upwards from a small piece of the spleen stops where the
+    mask jumps; the panel says where and why and offers to continue from there."""
+    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+
+    vol, gt = spleen
+    zs = np.flatnonzero(gt.any(axis=(1, 2)))
+    z0 = int(zs.max()) - 1
+    viewer = make_napari_viewer()
+    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name="spleen CT")
+    viewer.dims.set_current_step(0, z0)
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    qtbot.waitUntil(lambda: widget.session is not None and widget.session.has_embedding(z0), timeout=RUN_TIMEOUT)
+    widget.cancel_btn.click()
+    panel = widget.propagation
+    draw_box(widget, z0, gt[z0])
+    qtbot.waitUntil(lambda: widget.preview_layer.data[z0].any(), timeout=RUN_TIMEOUT)
+    run_and_wait(qtbot, panel, panel.up_btn)
+    text = panel.status.text()
+    stop = panel.stops[1]
+    print(text)
+    assert "up: " in text and stop.message in text
+    if stop.z is not None:
+        assert f"stopped at slice {stop.z}" in text
+    offered = not panel.continue_btn.isHidden()
+    assert offered == (stop.reason in ("overlap", "score", "growth", "leak"))
+    if offered:
+        before = set(panel.previewed)
+        run_and_wait(qtbot, panel, panel.continue_btn)
+        assert stop.z in panel.previewed and before <= panel.previewed

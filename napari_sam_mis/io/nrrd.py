@@ -1,0 +1,126 @@
+"""NRRD images and label maps (3D Slicer's native format) via SimpleITK, in Volume's (z, y, x) order.
+
+SimpleITK reads the header's space, directions and origin into LPS world coordinates; the
+Volume affine is RAS+, so x and y change sign.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from napari_sam_mis.errors import InputError
+from napari_sam_mis.io.atomic import atomic_paths
+from napari_sam_mis.io.modality import infer_modality
+from napari_sam_mis.io.reorient import reorient_onto
+from napari_sam_mis.io.segments import Labels, make_segments, segments_to_json
+from napari_sam_mis.volume import Volume
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+LABEL_NAME_WORDS = ("seg", "label", "mask", "roi")
+
+
+def _load(p: Path):
+    import SimpleITK
+
+    try:
+        img = SimpleITK.ReadImage(str(p))
+    except RuntimeError as exc:  # SimpleITK raises RuntimeError for every unreadable file
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        raise InputError(p, f"not a readable NRRD file ({reason})") from exc
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(p, f"has {img.GetNumberOfComponentsPerPixel()} values per voxel; only greyscale images are supported")
+    if img.GetDimension() not in (2, 3):
+        raise InputError(p, f"expected a 2D or 3D image, got {img.GetDimension()}D")
+    array = SimpleITK.GetArrayFromImage(img)  # (z, y, x)
+    spacing = [float(s) for s in img.GetSpacing()]  # (x, y, z)
+    if not all(np.isfinite(s) and s > 0 for s in spacing):
+        raise InputError(p, f"voxel spacing must be positive numbers, got {spacing}")
+    if array.ndim == 2:
+        array, spacing = array[None], [*spacing, 1.0]
+    return img, array, spacing
+
+
+def _affine(img, spacing) -> np.ndarray:
+    """(z, y, x, 1) index -> RAS+ mm."""
+    dim = img.GetDimension()
+    direction = np.eye(3)
+    direction[:dim, :dim] = np.asarray(img.GetDirection(), float).reshape(dim, dim)
+    origin = np.zeros(3)
+    origin[:dim] = img.GetOrigin()
+    xyz = np.eye(4)
+    xyz[:3, :3] = direction * np.asarray(spacing)
+    xyz[:3, 3] = origin
+    return (LPS_TO_RAS @ xyz)[:, [2, 1, 0, 3]]
+
+
+def read_nrrd(path) -> Volume:
+    """An NRRD image. Like NIfTI it records no modality: it is inferred from the intensities."""
+    p = Path(path)
+    img, array, spacing = _load(p)
+    if array.dtype.kind == "f":
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise InputError(p, f"{int((~finite).sum())} voxels are NaN or infinite; replace them before annotating")
+    modality, why = infer_modality(array)
+    return Volume(np.ascontiguousarray(array), spacing=tuple(spacing[::-1]), affine=_affine(img, spacing),
+                  modality=modality, source=str(p), meta={"modality_source": why})
+
+
+def is_nrrd_label_map(path) -> bool:
+    """An NRRD that holds labels: whole-number, non-negative voxels and a label sidecar or a
+    label-like file name."""
+    p = Path(path)
+    if not sidecar_path(p).is_file() and not any(w in p.name.lower() for w in LABEL_NAME_WORDS):
+        return False
+    try:
+        _, array, _ = _load(p)
+    except InputError:
+        return False
+    return array.dtype.kind in "iub" and array.min(initial=0) >= 0
+
+
+def read_nrrd_labels(path, volume: Volume) -> Labels:
+    """An NRRD label map onto ``volume``'s grid (reoriented if only axis order/direction differ)."""
+    p = Path(path)
+    img, array, spacing = _load(p)
+    if array.dtype.kind not in "iub" and not np.array_equal(array, np.round(array)):
+        raise InputError(p, "label values must be whole numbers")
+    if array.size and (array.min() < 0 or array.max() > 65535):
+        raise InputError(p, f"label values must lie in 0..65535, found {array.min()}..{array.max()}")
+    arr = reorient_onto(array, _affine(img, spacing), volume, p)
+    arr = arr.astype(np.uint8 if arr.max(initial=0) <= 255 else np.uint16)
+    spec = None
+    side = sidecar_path(p)
+    if side.is_file():
+        try:
+            spec = json.loads(side.read_text()).get("labels")
+        except (ValueError, AttributeError) as exc:
+            raise InputError(side, f"not a readable label sidecar ({exc})") from exc
+    return Labels(arr, make_segments(spec, np.unique(arr)))
+
+
+def sidecar_path(path) -> Path:
+    """``labels.nrrd`` -> ``labels.json`` beside it (names and colours, as for NIfTI)."""
+    p = Path(path)
+    return p.with_name(p.name[: -len(p.suffix)] + ".json")
+
+
+def write_nrrd_labels(labels: np.ndarray, volume: Volume, path, segments=None) -> list[Path]:
+    """A label map as NRRD on ``volume``'s grid (SimpleITK writes the header: LPS space,
+    directions, origin) plus a ``.json`` sidecar with the names; both written, then both renamed."""
+    import SimpleITK
+
+    xyz = (np.linalg.inv(LPS_TO_RAS) @ volume.affine)[:, [2, 1, 0, 3]]  # (x, y, z) index -> LPS mm
+    spacing = np.linalg.norm(xyz[:3, :3], axis=0)
+    img = SimpleITK.GetImageFromArray(np.ascontiguousarray(labels))
+    img.SetSpacing([float(v) for v in spacing])
+    img.SetOrigin([float(v) for v in xyz[:3, 3]])
+    img.SetDirection([float(v) for v in (xyz[:3, :3] / spacing).ravel()])
+    segs = make_segments(segments, np.unique(labels))
+    out, side = Path(path), sidecar_path(path)
+    with atomic_paths([out, side]) as (tmp_img, tmp_side):
+        SimpleITK.WriteImage(img, str(tmp_img), True)
+        tmp_side.write_text(json.dumps({"labels": segments_to_json(segs)}, indent=1))
+    return [out, side]
