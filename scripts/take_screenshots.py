@@ -92,6 +92,10 @@ def main(out_dir: Path) -> None:
     viewer.dims.set_current_step(0, Z - 6)
     close_toasts(viewer)
     viewer.screenshot(str(out_dir / "widget_propagated.png"), canvas_only=False)
+    panel.commit_all()  # the label table follows the commit
+    wait(app, lambda: widget.label_table.table.rowCount() > 0)
+    close_toasts(viewer)
+    viewer.screenshot(str(out_dir / "widget_label_table.png"), canvas_only=False)
     viewer.close()
     lesion_click(out_dir)
 

@@ -1,8 +1,7 @@
 """The SAM annotation dock widget: prompts on the slice shown -> mask preview -> committed labels.
 
 It lays out and wires the panels, the prompt controller, the engine loader and the sessions
-(docs/architecture.md). Decoding (~50 ms) runs on the GUI thread once the slice's embedding is ready.
-"""
+(docs/architecture.md); decoding runs on the GUI thread once the slice's embedding is ready."""
 from __future__ import annotations
 
 import time
@@ -16,6 +15,7 @@ from napari_sam_mis._qt.commits import CommitController
 from napari_sam_mis._qt.embedding_panel import EmbeddingPanel
 from napari_sam_mis._qt.engine_loader import EngineLoader
 from napari_sam_mis._qt.label_list_widget import LabelListWidget
+from napari_sam_mis._qt.label_table import LabelTable
 from napari_sam_mis._qt.labels_layer import add_labels_layer, fitting_labels_layers, prepare_labels_layer
 from napari_sam_mis._qt.prompt_controller import PromptController
 from napari_sam_mis._qt.prompt_panel import TOOLTIP, PromptPanel, bind_shortcuts
@@ -78,11 +78,11 @@ class AnnotateWidget(QWidget):
         t.undo_btn.clicked.connect(self.undo)
         t.redo_btn.clicked.connect(self.redo)
 
-        self.propagation = PropagationPanel(self)
+        self.propagation, self.label_table = PropagationPanel(self), LabelTable(self)
         layout = QVBoxLayout(self)
         for title, widget in (("Image and model", self.settings), (None, self.embedding), (None, self.status),
                               ("Labels", self.labels_widget), ("Prompts", self.tools),
-                              ("Volume: propagation and key slices", self.propagation)):
+                              ("Volume: propagation and key slices", self.propagation), ("Label table", self.label_table)):
             if title:
                 box = QGroupBox(title)
                 QVBoxLayout(box).addWidget(widget)
@@ -393,6 +393,7 @@ class AnnotateWidget(QWidget):
         if self.labels_layer is not None:  # names for the writers; napari's brush paints the selected label
             L.attach_label_names(self.labels_layer, self.label_list, self.volume)
             self.labels_layer.selected_label = self.label_list.selected or 1
+            self.label_table.watch(self.labels_layer)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         self.embedding.stop(forget=True)

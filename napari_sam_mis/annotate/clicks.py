@@ -19,7 +19,10 @@ box prompts the model understands:
    box border (the box cut the object).
 4. Clicks have the last word: a negative click still inside the mask removes the part of the
    mask nearer to it than to any positive click; a positive click still outside adds its local
-   region hint.
+   region hint. A correction keeps its promises (``keep_promises``): a negative click only
+   removes, a positive one only adds, near itself.
+
+Clicks on a box: the box is decoded as drawn and the clicks edit its mask (``_box_and_clicks``).
 """
 from __future__ import annotations
 

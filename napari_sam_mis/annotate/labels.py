@@ -128,3 +128,42 @@ class LabelList:
 
     def colors(self) -> dict[int, str]:
         return {s.value: s.color for s in self._labels}
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    """What one label covers in a (z, y, x) label array."""
+
+    value: int
+    name: str
+    voxels: int
+    volume_ml: float
+    first_slice: int
+    last_slice: int
+
+
+def label_statistics(array, spacing, names: dict | None = None) -> list[LabelStats]:
+    """Voxel count, volume in mL (voxel size from ``spacing`` in mm) and slice range (along axis 0)
+    of every non-zero label value, in value order."""
+    import numpy as np
+
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        arr = arr[None]
+    top = int(arr.max(initial=0)) + 1
+    per_slice = np.stack([np.bincount(s.ravel().astype(np.int64), minlength=top) for s in arr])  # (z, values)
+    counts = per_slice.sum(axis=0)
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    out = []
+    for v in np.flatnonzero(counts[1:]) + 1:
+        zs = np.flatnonzero(per_slice[:, v])
+        out.append(LabelStats(int(v), (names or {}).get(int(v), f"label {int(v)}"), int(counts[v]),
+                              int(counts[v]) * voxel_ml, int(zs[0]), int(zs[-1])))
+    return out
+
+
+def statistics_table(stats: list[LabelStats]) -> str:
+    """The statistics as tab-separated text with a header (pastes into a spreadsheet)."""
+    lines = ["value\tname\tvoxels\tvolume_ml\tfirst_slice\tlast_slice"]
+    lines += [f"{s.value}\t{s.name}\t{s.voxels}\t{s.volume_ml:.3f}\t{s.first_slice}\t{s.last_slice}" for s in stats]
+    return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from napari_sam_mis.cli.common import add_model_args, read_image, session_from_args
 from napari_sam_mis.errors import SamMisError
@@ -26,6 +27,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output labels (.nii.gz, or .dcm for DICOM-SEG of a DICOM series)")
     p.add_argument("--label", type=int, default=1, help="label value to write, 1..255 (default 1)")
     p.add_argument("--name", default="segment", help="label name for the sidecar / SEG (default: segment)")
+    p.add_argument("--new-uids", action="store_true",
+                   help="DICOM-SEG of an anonymised series (blank Study/Series UIDs): generate new UIDs for it")
     add_model_args(p)
     p.set_defaults(func=run_segment)
     return p
@@ -42,7 +45,7 @@ def run_segment(args) -> int:
     import numpy as np
 
     from napari_sam_mis.annotate.prompts import Prompt
-    from napari_sam_mis.annotate.propagate import propagated_masks
+    from napari_sam_mis.annotate.propagate import DOWN, UP, propagate
     from napari_sam_mis.io import write_labels
 
     if not 1 <= args.label <= 255:
@@ -67,13 +70,24 @@ def run_segment(args) -> int:
         points=[rc for _, rc, _ in points], labels=[lab for _, _, lab in points],
         box=tuple(args.box[1:]) if args.box else None,
     )
+    if str(args.out).lower().endswith(".dcm"):  # refused before the model runs, not after
+        from napari_sam_mis.io.dicom_seg import check_seg_source
+
+        check_seg_source(volume, args.out, args.new_uids)
     session = session_from_args(args, volume)
     start = session.segment(z, prompt)
     low, high = args.slices if args.slices else (None, None)
-    masks = propagated_masks(session, z, start, low=low, high=high) if args.propagate else {z: start.mask}
+    masks, stops = {z: start.mask}, {}
+    if args.propagate:
+        for direction, limit, word in ((UP, high, "up"), (DOWN, low, "down")):
+            run = propagate(session, z, start, direction, limit)
+            masks.update((r.z, r.mask) for r in run)
+            stops[word] = run.stop.message
+            print(f"propagation {word}: {run.stop.message}", file=sys.stderr)
     labels = np.zeros(volume.shape, np.uint8)
     for zz, m in masks.items():
         labels[zz][m] = args.label
-    written = write_labels(labels, volume, args.out, segments={args.label: args.name})
-    print(json.dumps({"written": [str(p) for p in written], "slices": sorted(masks), "voxels": int((labels > 0).sum())}))
+    written = write_labels(labels, volume, args.out, segments={args.label: args.name}, new_uids=args.new_uids)
+    out = {"written": [str(p) for p in written], "slices": sorted(masks), "voxels": int((labels > 0).sum())}
+    print(json.dumps({**out, "stops": stops} if stops else out))
     return 0

@@ -16,6 +16,14 @@ from napari_sam_mis.volume import Volume
 _REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "SOPInstanceUID")
 
 
+def check_seg_source(volume: Volume, path, new_uids: bool = False) -> None:
+    """Raise the error ``write_dicom_seg`` would give for this source (no DICOM, blank UIDs),
+    before any work is done for it."""
+    datasets = volume.meta.get("dicom_datasets")
+    if not datasets or (not new_uids and any(not ds.get(k) for ds in datasets for k in _REQUIRED_UIDS)):
+        _source_datasets(volume, Path(path), new_uids)
+
+
 def _source_datasets(volume: Volume, path: Path, new_uids: bool) -> list:
     datasets = volume.meta.get("dicom_datasets")
     if not datasets:
@@ -24,9 +32,9 @@ def _source_datasets(volume: Volume, path: Path, new_uids: bool) -> list:
     missing = sorted({k for ds in datasets for k in _REQUIRED_UIDS if not ds.get(k)})
     if missing and not new_uids:
         raise InputError(path, f"the source series has blank {', '.join(missing)} (anonymised), so a DICOM-SEG "
-                               "could not reference it. Save as .nii.gz instead, or pass new_uids=True "
-                               "to write_labels to generate them; the SEG will then refer to UIDs that "
-                               "the source files do not carry")
+                               "could not reference it. Save as .nii.gz instead, or generate new UIDs "
+                               "(command line: --new-uids; Python: write_labels(..., new_uids=True)); the "
+                               "SEG will then refer to UIDs that the source files do not carry")
     if missing:
         from pydicom.uid import generate_uid
 

@@ -288,3 +288,25 @@ def test_clicks_on_a_box_correct_its_mask_as_promised(make_napari_viewer, qtbot,
     after = widget.preview_layer.data[Z] > 0
     assert not (after & ~with_click).any(), "a negative click never grows the mask"
     assert after[inside], "the positive click stays inside"
+
+
+def test_the_label_table_follows_commits_and_copies(make_napari_viewer, qtbot, spleen):
+    from qtpy.QtWidgets import QApplication
+
+    vol, gt = spleen
+    viewer, widget = open_with_box_preview(make_napari_viewer, qtbot, vol, gt)
+    table = widget.label_table
+    assert table.table.rowCount() == 0 and "no label" in table.summary.text()
+    viewer.layers.selection.active = widget.shapes_layer
+    press(viewer, qtbot, Qt.Key_Return)
+    qtbot.waitUntil(lambda: table.table.rowCount() == 1, timeout=5_000)
+    committed = widget.labels_layer.data
+    value = int(committed.max())
+    voxels = int((committed == value).sum())
+    row = [table.table.item(0, j).text() for j in range(5)]
+    name = widget.label_list.get(value).name
+    assert row[:3] == [str(value), name, f"{voxels:,}"] and row[4] == f"{Z}-{Z}"
+    assert float(row[3]) == pytest.approx(voxels * np.prod(vol.spacing) / 1000, abs=0.01)
+    table.copy_btn.click()
+    pasted = QApplication.clipboard().text().splitlines()
+    assert pasted[0].startswith("value\tname") and pasted[1].split("\t")[:3] == [str(value), name, str(voxels)]

@@ -68,3 +68,19 @@ def test_history_undo_redo_several_levels_and_conflicts():
     h2.push(c)
     h2.undo(img)
     assert not img.any()
+
+
+def test_label_statistics_count_voxels_volume_and_slices():
+    from napari_sam_mis.annotate.labels import label_statistics, statistics_table
+
+    arr = np.zeros((6, 10, 10), np.uint8)
+    arr[1:4, 2:5, 2:5] = 2  # 27 voxels on slices 1..3
+    arr[5, 0, 0] = 7
+    stats = label_statistics(arr, (2.0, 0.5, 0.5), {2: "spleen"})
+    assert [(s.value, s.name, s.voxels, s.first_slice, s.last_slice) for s in stats] == [
+        (2, "spleen", 27, 1, 3), (7, "label 7", 1, 5, 5)]
+    assert stats[0].volume_ml == pytest.approx(27 * 2.0 * 0.5 * 0.5 / 1000)
+    table = statistics_table(stats).splitlines()
+    assert table[0].split("\t") == ["value", "name", "voxels", "volume_ml", "first_slice", "last_slice"]
+    assert table[1].split("\t")[:3] == ["2", "spleen", "27"]
+    assert label_statistics(np.zeros((2, 3, 3), np.uint8), (1, 1, 1)) == []

@@ -82,6 +82,7 @@ def test_segment_box_with_propagation_writes_aligned_nifti(capsys, tmp_path):
     res = run_cli(capsys, "segment", SPLEEN_CT, "--box", z, rows.min(), cols.min(), rows.max(), cols.max(),
                   "--propagate", "--out", out, "--name", "spleen", "--device", "cpu")
     assert Path(res["written"][0]) == out and len(res["slices"]) > 10
+    assert set(res["stops"]) == {"up", "down"} and all(isinstance(m, str) and m for m in res["stops"].values())
     img = nib.load(out)
     np.testing.assert_array_equal(img.affine, nib.load(SPLEEN_CT).affine)
     pred = np.asarray(img.dataobj).transpose(2, 1, 0) > 0
@@ -95,3 +96,17 @@ def test_cli_errors_are_clear(capsys, tmp_path):
     assert "give a --box" in capsys.readouterr().err
     assert main(["eval", str(LESION_9), "--model", "sam_vit_b"]) == 2
     assert "needs a checkpoint file" in capsys.readouterr().err
+
+
+def test_segment_writes_seg_of_an_anonymised_series_only_with_new_uids(capsys, tmp_path):
+    """The TotalSegmentator DICOM series has blank Study/Series UIDs: refused with one line that
+    names the way out, written with --new-uids."""
+    series = need(SAMMED2D.parent / "totalseg_example" / "example_ct_dicom")
+    args = ["segment", str(series), "--box", "9", "200", "150", "300", "260", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "a.dcm")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "error: " in err[-1] and "--new-uids" in err[-1] and "Traceback" not in "".join(err)
+    assert not any(line.startswith("model ") for line in err), "refused before the model is loaded"
+    assert not (tmp_path / "a.dcm").exists()
+    res = run_cli(capsys, *args, "--out", tmp_path / "b.dcm", "--new-uids")
+    assert Path(res["written"][0]).is_file() and res["voxels"] > 0
