@@ -93,7 +93,8 @@ def main(out_dir: Path) -> None:
     close_toasts(viewer)
     viewer.screenshot(str(out_dir / "widget_propagated.png"), canvas_only=False)
     panel.commit_all()  # the label table follows the commit
-    wait(app, lambda: widget.label_table.table.rowCount() > 0)
+    committed = int((widget.labels_layer.data > 0).sum())
+    wait(app, lambda: sum(st.voxels for st in widget.label_table.stats) == committed)
     close_toasts(viewer)
     viewer.screenshot(str(out_dir / "widget_label_table.png"), canvas_only=False)
     viewer.close()

@@ -6,6 +6,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QApplication,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QTableWidget,
@@ -17,6 +18,7 @@ from qtpy.QtWidgets import (
 from napari_sam_mis.annotate.labels import label_statistics, statistics_table
 
 COLUMNS = ("label", "name", "voxels", "volume (mL)", "slices")
+TABLE_HEIGHT_PX = 110  # about three rows: the dock stays usable on a laptop screen
 UPDATE_DELAY_MS = 300  # edits in a burst (a brush stroke, a propagation commit) update it once
 
 
@@ -30,6 +32,9 @@ class LabelTable(QWidget):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setMaximumHeight(TABLE_HEIGHT_PX)
         self.copy_btn = QPushButton("Copy table")
         self.copy_btn.setToolTip("Copy as tab-separated text (pastes into a spreadsheet)")
         self.copy_btn.clicked.connect(self.copy)

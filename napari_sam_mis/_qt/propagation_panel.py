@@ -96,6 +96,7 @@ class PropagationPanel(QWidget):
         self.progress.setFormat("%v/%m slices")
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.status.setMinimumHeight(5 * self.status.fontMetrics().lineSpacing())  # a stop per direction, unclipped
 
         grid = QGridLayout()
         grid.addWidget(self.up_btn, 0, 0)
@@ -297,7 +298,7 @@ class PropagationPanel(QWidget):
         text = f"{n} slices previewed: check them, then Commit all" if n else "nothing propagated"
         words = {UP: "up", DOWN: "down"}
         said = [f"{words[d]}: {st.message}" for d, st in sorted(self.stops.items(), reverse=True)]
-        self.status.setText("; ".join([text, *said]))
+        self.status.setText("\n".join([text, *said]))
         self._set_running(False)
 
     def cancel(self) -> None:
@@ -326,5 +327,7 @@ class PropagationPanel(QWidget):
             if host.current_z() == self.reference:
                 host.clear_prompts()
         self._clear_previews(keep=())
+        self.stops = {}  # committed: there is nothing left to continue
+        self._set_running(False)
         self.status.setText(f"committed {len(masks)} slices")
         self.update_slice()

@@ -137,3 +137,10 @@ def test_propagation_says_where_it_stopped_and_can_go_on(make_napari_viewer, qtb
         before = set(panel.previewed)
         run_and_wait(qtbot, panel, panel.continue_btn)
         assert stop.z in panel.previewed and before <= panel.previewed
+    panel.commit_btn.click()
+    assert panel.continue_btn.isHidden(), "after the commit there is nothing to continue"
+    table = widget.label_table
+    qtbot.waitUntil(lambda: sum(s.voxels for s in table.stats) == int((widget.labels_layer.data > 0).sum()),
+                    timeout=5_000)
+    assert len(table.stats) == 1 and table.stats[0].last_slice - table.stats[0].first_slice + 1 == len(
+        np.flatnonzero(widget.labels_layer.data.any(axis=(1, 2))))
