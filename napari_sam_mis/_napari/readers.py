@@ -30,17 +30,19 @@ def napari_get_reader(path):
 
 def display_transform(volume: Volume) -> dict:
     """Layer ``scale`` in mm and, for axis-aligned images, an ``affine`` of flips and shifts so that
-    world axes are (inferior->superior, anterior->posterior, right->left): axial slices show
-    the radiological convention, and images from differently oriented files line up."""
+    world axes are (superior->inferior, anterior->posterior, right->left): axial slices show the
+    radiological convention (patient's right on the left, anterior up), coronal and sagittal
+    slices are head up (napari draws the first world axis downwards), and images from
+    differently oriented files line up."""
     kwargs = {"scale": tuple(volume.spacing)}
     direction = volume.affine[:3, :3] / np.asarray(volume.spacing)
-    to_spl = np.array([[0, 0, 1], [0, -1, 0], [-1, 0, 0]], float)  # RAS -> (S, P, L) world axes
-    d = to_spl @ direction
+    to_ipl = np.array([[0, 0, -1], [0, -1, 0], [-1, 0, 0]], float)  # RAS -> (I, P, L) world axes
+    d = to_ipl @ direction
     if np.allclose(np.abs(d), np.eye(3), atol=1e-4):  # diagonal: flips only, no rotation
         signs = np.sign(np.diag(d))
         affine = np.eye(4)
         affine[:3, :3] = np.diag(signs)
-        affine[:3, 3] = to_spl @ volume.affine[:3, 3]
+        affine[:3, 3] = to_ipl @ volume.affine[:3, 3]
         kwargs["affine"] = affine
     return kwargs
 

@@ -28,7 +28,7 @@ def test_nifti_reader_sets_scale_window_and_volume():
     assert np.allclose(kwargs["scale"], (5.0, 0.794922, 0.794922), atol=1e-5)
     assert kwargs["contrast_limits"] == default_ct_contrast() == (-160.0, 240.0)
     assert kwargs["metadata"]["volume"].source == path
-    assert np.array_equal(np.diag(kwargs["affine"])[:3], [1, -1, -1])  # RAS file shown radiologically
+    assert np.array_equal(np.diag(kwargs["affine"])[:3], [-1, -1, -1])  # RAS file shown radiologically, head up
 
 
 def test_dicom_folder_reader_and_layers_build():
@@ -38,8 +38,29 @@ def test_dicom_folder_reader_and_layers_build():
     assert kwargs["name"] == "CT Body 3.0" and data.shape == (20, 512, 512)
     layer = layers.Image(data, **kwargs)
     assert np.allclose(layer.scale, (2.0, 0.9765625, 0.9765625))
-    # world coordinates of voxel 0 are (S, P, L) mm of the first slice's corner
-    assert np.allclose(layer.data_to_world((0, 0, 0)), (-804.5, -437.51171875, -249.51171875))
+    # world coordinates of voxel 0 are (I, P, L) mm of the first slice's corner
+    assert np.allclose(layer.data_to_world((0, 0, 0)), (804.5, -437.51171875, -249.51171875))
+
+
+def test_coronal_and_sagittal_views_are_head_up():
+    """On the MSD spleen's affine: napari draws world axis 0 downwards, so the most superior slice
+    must have the smallest world coordinate; patient right must lie at smaller world axis 2 (the
+    left of the screen) and anterior at smaller world axis 1."""
+    layers = pytest.importorskip("napari.layers")
+    path = str(DATA / "msd_spleen_crop" / "spleen2_ct.nii.gz")
+    ((data, kwargs, _),) = napari_get_reader(path)(path)
+    layer = layers.Image(data, **kwargs)
+    vol = kwargs["metadata"]["volume"]
+    n = data.shape[0]
+    superior = 0 if vol.affine[2, 0] < 0 else n - 1  # the slice with the largest RAS z
+    inferior = n - 1 - superior
+    assert layer.data_to_world((superior, 0, 0))[0] < layer.data_to_world((inferior, 0, 0))[0]
+    right = int(np.argmax([vol.affine[0] @ [0, 0, c, 1] for c in (0, data.shape[2] - 1)])) * (data.shape[2] - 1)  # RAS: +x right
+    left = data.shape[2] - 1 - right
+    assert layer.data_to_world((0, 0, right))[2] < layer.data_to_world((0, 0, left))[2]
+    anterior = int(np.argmax([vol.affine[1] @ [0, r, 0, 1] for r in (0, data.shape[1] - 1)])) * (data.shape[1] - 1)
+    posterior = data.shape[1] - 1 - anterior
+    assert layer.data_to_world((0, anterior, 0))[1] < layer.data_to_world((0, posterior, 0))[1]
 
 
 def test_seg_reader_gives_named_labels():

@@ -22,7 +22,8 @@ def _open(make_napari_viewer, *paths):
     viewer = make_napari_viewer()
     for path in paths:
         viewer.open(str(path), plugin="napari-sam-mis")
-    viewer.dims.set_current_step(0, Z)
+    # the reader's layers run head up (world axis 0 superior -> inferior): go to data slice Z by its world position
+    viewer.dims.set_point(0, viewer.layers[0].data_to_world([Z, 0, 0])[0])
     widget = AnnotateWidget(viewer)
     viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
     return viewer, widget
@@ -58,6 +59,8 @@ def test_saved_labels_reopen_as_labels_and_save_over_themselves(make_napari_view
 
     back = read_labels(out, label_grid(out))
     assert back.array[0, :3, :3].all() and back.segments[spleen_value].name == "spleen"
+    widget2.cancel_btn.click()  # the second viewer's embedding: stopped before the viewers close
+    qtbot.waitUntil(lambda: widget2.worker is None, timeout=60_000)
 
 
 def test_two_dimensional_labels_save(tmp_path):
