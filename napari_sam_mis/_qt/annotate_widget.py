@@ -131,7 +131,7 @@ class AnnotateWidget(QWidget):
 
     # ------------------------------------------------------------------- image / model --
     def _teardown(self) -> None:
-        self.embedding.stop(forget=True)
+        self.embedding.close_down()  # the image is gone: its job ends before anything else goes
         self.propagation.reset()
         self.session = self._sessions = None
         prompts, self.prompts = self.prompts, None
@@ -396,5 +396,5 @@ class AnnotateWidget(QWidget):
             self.label_table.watch(self.labels_layer)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
-        self.embedding.stop(forget=True)
+        self.embedding.close_down()
         super().closeEvent(event)

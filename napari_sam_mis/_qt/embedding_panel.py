@@ -6,6 +6,8 @@ from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
 
 from napari_sam_mis._qt.embedding_worker import EmbeddingScheduler
 
+CLOSE_WAIT_MS = 10_000  # longest wait for a slice being embedded when the widget closes
+
 
 class EmbeddingPanel(QWidget):
     """Embeds the current session's slices in the background; ``on_ready(z)`` runs when a slice a
@@ -51,11 +53,16 @@ class EmbeddingPanel(QWidget):
         """A prompt on slice z waits for its embedding: it goes first, and starts the job."""
         self.scheduler.wait_for(z)
 
-    def stop(self, forget: bool = False) -> None:
-        """Stop the running job; ``forget``: and follow no session any more (a new image or model)."""
-        self.scheduler.stop()
+    def stop(self, forget: bool = False, wait_ms: int = 0) -> None:
+        """Stop the running job; ``forget``: and follow no session any more (a new image or model);
+        ``wait_ms``: wait for its thread to end (closing)."""
+        self.scheduler.stop(wait_ms)
         if forget:
             self.follow(None)
+
+    def close_down(self) -> None:
+        """The widget closes: stop, and wait for the job's thread to end."""
+        self.stop(forget=True, wait_ms=CLOSE_WAIT_MS)
 
     def cancel(self) -> None:
         self.scheduler.cancel()

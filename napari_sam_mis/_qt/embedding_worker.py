@@ -60,10 +60,16 @@ class EmbeddingScheduler:
         self.worker = worker
         worker.start()
 
-    def stop(self) -> None:
+    def stop(self, wait_ms: int = 0) -> None:
+        """Stop the job; with ``wait_ms``, also wait (at most that long) for its thread to end, so
+        that nothing it still reports reaches a widget being closed."""
         if self.worker is not None:
             self.worker.quit()
             self.worker = None
+            if wait_ms:
+                from qtpy.QtCore import QThreadPool
+
+                QThreadPool.globalInstance().waitForDone(wait_ms)
 
     def cancel(self) -> None:
         """Stop, and embed no more slices in the background (prompted ones still are)."""
