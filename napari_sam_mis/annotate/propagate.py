@@ -247,9 +247,9 @@ def repropagate(session, z: int, start, masks: dict, anchors: Iterable[int] = ()
     mask per slice. A correction that only added to slice z only adds to the neighbours that hold
     a mask (the propagated mask's pixels near what it added), one that only removed only removes
     (the pixels near what it removed that the propagated mask leaves out); any other replaces
-    them. Each way runs until the correction is absorbed (the
-    new mask agrees with the current one, IoU >= ``converged``; the slices beyond keep theirs)
-    or before an anchor (a slice prompted or corrected by hand). Where a removal ends before, with
+    them. Each way runs until the correction is absorbed (the new mask agrees with the current
+    one, IoU >= ``converged``; the slices beyond keep theirs) or before an anchor (a slice
+    prompted or corrected by hand). Where a removal ends before, with
     no anchor beyond, the slices beyond were derived from what it removed and are cleared.
     Returns ({z: SliceResult, or None where cleared}, the two stops)."""
     anchors = set(int(a) for a in anchors) - {z}
