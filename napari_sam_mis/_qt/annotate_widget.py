@@ -21,6 +21,7 @@ from napari_sam_mis._qt.prompt_controller import PromptController
 from napari_sam_mis._qt.prompt_panel import TOOLTIP, PromptPanel, bind_shortcuts
 from napari_sam_mis._qt.propagation_panel import PropagationPanel
 from napari_sam_mis._qt.settings_panel import SettingsPanel
+from napari_sam_mis._qt.view_buttons import ViewButtons
 from napari_sam_mis.annotate.axis_sessions import AxisSessions
 from napari_sam_mis.annotate.labels import LabelList
 from napari_sam_mis.annotate.session import AnnotationSession
@@ -48,8 +49,7 @@ class AnnotateWidget(QWidget):
         self._refresh_layer_combos()
         self._on_image_changed()
 
-    # the prompt controller's layers, for scripts and tests
-    points_layer = property(lambda self: self.prompts.points_layer if self.prompts else None)
+    points_layer = property(lambda self: self.prompts.points_layer if self.prompts else None)  # for scripts, tests
     shapes_layer = property(lambda self: self.prompts.shapes_layer if self.prompts else None)
     preview_layer = property(lambda self: self.prompts.preview_layer if self.prompts else None)
     worker = property(lambda self: self.embedding.worker)  # the running embedding job, if any
@@ -78,9 +78,9 @@ class AnnotateWidget(QWidget):
         t.undo_btn.clicked.connect(self.undo)
         t.redo_btn.clicked.connect(self.redo)
 
-        self.propagation, self.label_table = PropagationPanel(self), LabelTable(self)
+        self.propagation, self.label_table, self.views = PropagationPanel(self), LabelTable(self), ViewButtons(self.viewer)
         layout = QVBoxLayout(self)
-        for title, widget in (("Image and model", self.settings), (None, self.embedding), (None, self.status),
+        for title, widget in (("Image and model", self.settings), (None, self.views), (None, self.embedding), (None, self.status),
                               ("Labels", self.labels_widget), ("Prompts", self.tools),
                               ("Volume: propagation and key slices", self.propagation), ("Label table", self.label_table)):
             if title:

@@ -92,3 +92,29 @@ def test_coronal_view_box_previews_on_that_plane(make_napari_viewer, qtbot, tmp_
     viewer.dims.ndisplay = 2
     assert not widget.prompts.warned_3d_view and widget.axis == 1
     stop_embedding(qtbot, widget)
+
+
+def test_view_buttons_switch_plane_and_session(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """Axial / Coronal / Sagittal buttons on an image opened with the reader: the view slices the
+    anatomical axis asked for (head up in coronal and sagittal) and the widget follows it."""
+    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+
+    monkeypatch.setenv("NAPARI_SAM_MIS_CACHE", str(tmp_path / "cache"))
+    viewer = make_napari_viewer()
+    viewer.open(str(need(SPLEEN_CT)), plugin="napari-sam-mis")
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    qtbot.waitUntil(lambda: widget.session is not None, timeout=EMBED_TIMEOUT)
+    stop_embedding(qtbot, widget)
+    layer = widget.image_layer
+    for plane, axis in (("Coronal", 1), ("Sagittal", 2), ("Axial", 0)):
+        widget.views.buttons[plane].click()
+        qtbot.waitUntil(lambda a=axis: widget.axis == a and widget.session.axis == a, timeout=EMBED_TIMEOUT)
+        stop_embedding(qtbot, widget)
+        assert viewer.dims.order[0] == axis and viewer.dims.ndisplay == 2
+        rows_axis = viewer.dims.order[1]
+        if plane != "Axial":  # head up: the superior end of the volume is drawn at the top
+            vol = widget.volume
+            top = 0 if vol.affine[2, 0] < 0 else vol.shape[0] - 1  # array slice with the largest RAS z
+            assert rows_axis == 0
+            assert layer.data_to_world([top, 0, 0])[0] < layer.data_to_world([vol.shape[0] - 1 - top, 0, 0])[0]

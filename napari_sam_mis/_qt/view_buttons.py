@@ -1,0 +1,36 @@
+"""One-click Axial / Coronal / Sagittal views: which world axis napari slices along.
+
+Images opened with this plugin's reader have world axes (superior -> inferior, anterior ->
+posterior, right -> left) (``_napari/readers.py: display_transform``), so slicing world axis 0
+gives axial slices, 1 coronal and 2 sagittal, head up and in the radiological convention. The
+widget follows the view: it switches to (or creates) the session for the axis sliced.
+"""
+from __future__ import annotations
+
+from qtpy.QtWidgets import QHBoxLayout, QPushButton, QWidget
+
+# plane -> napari dims order: the sliced axis first, then (rows, columns) of the screen
+VIEW_ORDERS = {"Axial": (0, 1, 2), "Coronal": (1, 0, 2), "Sagittal": (2, 0, 1)}
+
+
+class ViewButtons(QWidget):
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.buttons = {}
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        for plane in VIEW_ORDERS:
+            button = QPushButton(plane)
+            button.setToolTip(f"Show {plane.lower()} slices (napari slices world axis {VIEW_ORDERS[plane][0]})")
+            button.clicked.connect(lambda _=False, p=plane: self.show_plane(p))
+            row.addWidget(button)
+            self.buttons[plane] = button
+
+    def show_plane(self, plane: str) -> None:
+        dims = self.viewer.dims
+        if dims.ndim < 3:
+            return
+        lead = tuple(range(dims.ndim - 3))  # any axes before the volume's (e.g. time) stay in front
+        dims.ndisplay = 2
+        dims.order = lead + tuple(len(lead) + a for a in VIEW_ORDERS[plane])
