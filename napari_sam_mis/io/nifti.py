@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from napari_sam_mis.errors import InputError
-from napari_sam_mis.io.atomic import atomic_path, atomic_paths
+from napari_sam_mis.io.atomic import atomic_path
 from napari_sam_mis.io.formats import nifti_stem
+from napari_sam_mis.io.label_files import labels_from_map, sidecar_path, write_with_sidecar
 from napari_sam_mis.io.modality import infer_modality
 from napari_sam_mis.io.reorient import reorient_onto
-from napari_sam_mis.io.segments import Labels, make_segments, segments_to_json
+from napari_sam_mis.io.segments import Labels
 from napari_sam_mis.volume import Volume
 
 # Swaps homogeneous (i, j, k, 1) <-> (k, j, i, 1); its own inverse, exact in floating point.
@@ -64,12 +65,6 @@ def read_nifti(path) -> Volume:
     )
 
 
-def sidecar_path(path) -> Path:
-    """``labels.nii.gz`` -> ``labels.json`` beside it."""
-    p = Path(path)
-    return p.with_name(nifti_stem(p) + ".json")
-
-
 def _nifti_image(array_zyx: np.ndarray, volume: Volume, is_labels: bool):
     """A NIfTI image of ``array_zyx`` on ``volume``'s grid; reuses its NIfTI header so the affine stays bit-exact."""
     import nibabel as nib
@@ -107,13 +102,8 @@ def write_nifti_labels(labels: np.ndarray, volume: Volume, path, segments=None) 
     both files are written, then both renamed (a failure leaves the old pair as it was)."""
     import nibabel as nib
 
-    segs = make_segments(segments, np.unique(labels))
     img = _nifti_image(labels, volume, is_labels=True)
-    out, side = Path(path), sidecar_path(path)
-    with atomic_paths([out, side]) as (tmp_img, tmp_side):
-        nib.save(img, str(tmp_img))
-        tmp_side.write_text(json.dumps({"labels": segments_to_json(segs)}, indent=1))
-    return [out, side]
+    return write_with_sidecar(labels, path, segments, lambda tmp: nib.save(img, str(tmp)))
 
 
 LABEL_NAME_WORDS = ("seg", "label", "mask", "gt")
@@ -164,18 +154,4 @@ def read_nifti_labels(path, volume: Volume) -> Labels:
     """NIfTI labels onto ``volume``'s grid (reoriented if only axis order/direction differ)."""
     p = Path(path)
     img, data = _load(p)
-    arr = reorient_onto(data.transpose(2, 1, 0), img.affine @ SWAP_XYZ_ZYX, volume, p)
-    if arr.dtype.kind == "f":
-        if not np.array_equal(arr, np.round(arr)):
-            raise InputError(p, "label values must be whole numbers")
-    if arr.size and (arr.min() < 0 or arr.max() > 65535):
-        raise InputError(p, f"label values must lie in 0..65535, found {arr.min()}..{arr.max()}")
-    arr = arr.astype(np.uint8 if arr.max(initial=0) <= 255 else np.uint16)
-    spec = None
-    side = sidecar_path(p)
-    if side.is_file():
-        try:
-            spec = json.loads(side.read_text()).get("labels")
-        except (ValueError, AttributeError) as exc:
-            raise InputError(side, f"not a readable label sidecar ({exc})") from exc
-    return Labels(arr, make_segments(spec, np.unique(arr)))
+    return labels_from_map(data.transpose(2, 1, 0), p, lambda a: reorient_onto(a, img.affine @ SWAP_XYZ_ZYX, volume, p))

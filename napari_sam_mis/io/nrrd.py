@@ -5,16 +5,15 @@ Volume affine is RAS+, so x and y change sign.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from napari_sam_mis.errors import InputError
-from napari_sam_mis.io.atomic import atomic_paths
+from napari_sam_mis.io.label_files import labels_from_map, sidecar_path, write_with_sidecar
 from napari_sam_mis.io.modality import infer_modality
 from napari_sam_mis.io.reorient import reorient_onto
-from napari_sam_mis.io.segments import Labels, make_segments, segments_to_json
+from napari_sam_mis.io.segments import Labels
 from napari_sam_mis.volume import Volume
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -85,26 +84,7 @@ def read_nrrd_labels(path, volume: Volume) -> Labels:
     """An NRRD label map onto ``volume``'s grid (reoriented if only axis order/direction differ)."""
     p = Path(path)
     img, array, spacing = _load(p)
-    if array.dtype.kind not in "iub" and not np.array_equal(array, np.round(array)):
-        raise InputError(p, "label values must be whole numbers")
-    if array.size and (array.min() < 0 or array.max() > 65535):
-        raise InputError(p, f"label values must lie in 0..65535, found {array.min()}..{array.max()}")
-    arr = reorient_onto(array, _affine(img, spacing), volume, p)
-    arr = arr.astype(np.uint8 if arr.max(initial=0) <= 255 else np.uint16)
-    spec = None
-    side = sidecar_path(p)
-    if side.is_file():
-        try:
-            spec = json.loads(side.read_text()).get("labels")
-        except (ValueError, AttributeError) as exc:
-            raise InputError(side, f"not a readable label sidecar ({exc})") from exc
-    return Labels(arr, make_segments(spec, np.unique(arr)))
-
-
-def sidecar_path(path) -> Path:
-    """``labels.nrrd`` -> ``labels.json`` beside it (names and colours, as for NIfTI)."""
-    p = Path(path)
-    return p.with_name(p.name[: -len(p.suffix)] + ".json")
+    return labels_from_map(array, p, lambda a: reorient_onto(a, _affine(img, spacing), volume, p))
 
 
 def write_nrrd_labels(labels: np.ndarray, volume: Volume, path, segments=None) -> list[Path]:
@@ -118,9 +98,4 @@ def write_nrrd_labels(labels: np.ndarray, volume: Volume, path, segments=None) -
     img.SetSpacing([float(v) for v in spacing])
     img.SetOrigin([float(v) for v in xyz[:3, 3]])
     img.SetDirection([float(v) for v in (xyz[:3, :3] / spacing).ravel()])
-    segs = make_segments(segments, np.unique(labels))
-    out, side = Path(path), sidecar_path(path)
-    with atomic_paths([out, side]) as (tmp_img, tmp_side):
-        SimpleITK.WriteImage(img, str(tmp_img), True)
-        tmp_side.write_text(json.dumps({"labels": segments_to_json(segs)}, indent=1))
-    return [out, side]
+    return write_with_sidecar(labels, path, segments, lambda tmp: SimpleITK.WriteImage(img, str(tmp), True))
