@@ -29,7 +29,7 @@ from napari_sam_mis.annotate.masks import MaskResult, logits_for_mask
 from napari_sam_mis.annotate.prompts import NEGATIVE, POSITIVE, Prompt
 from napari_sam_mis.annotate.propagate import repropagate
 from napari_sam_mis.evaluation.metrics import NSD_TOLERANCE_MM, dice, surface_dice
-from napari_sam_mis.evaluation.protocol import middle_slice
+from napari_sam_mis.evaluation.protocol import labels_to_evaluate, middle_slice
 from napari_sam_mis.evaluation.simulate import farthest_interior_point
 
 FIRST_PROMPTS = ("box", "click")
@@ -143,13 +143,10 @@ def interactive_label(session, gt: np.ndarray, first: str = "box", clicks: int =
 def evaluate_interactive(session, labels: np.ndarray, first: str = "box", clicks: int = DEFAULT_CLICKS,
                          names: dict | None = None, progress: Callable[[str], None] | None = None) -> dict:
     """The protocol for every label; the steps' Dice and NSD averaged over labels, in the CLI's JSON shape."""
-    if labels.shape != session.volume.shape:
-        raise ValueError(f"labels shape {labels.shape} does not match the image shape {session.volume.shape}")
     t0 = time.perf_counter()
     per_label = {}
-    for value in (int(v) for v in np.unique(labels) if v != 0):
-        res = interactive_label(session, labels == value, first, clicks)
-        per_label[str((names or {}).get(value, value))] = res
+    for value, key, gt in labels_to_evaluate(session, labels, names):
+        res = per_label[key] = interactive_label(session, gt, first, clicks)
         if progress:
             progress(f"label {value}: Dice per step " + " ".join(f"{d:.3f}" for d in res["dice_per_step"]))
     steps = {k: np.mean([r[k] for r in per_label.values()], axis=0).tolist() for k in ("dice_per_step", "nsd_per_step")}

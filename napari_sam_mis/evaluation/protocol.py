@@ -56,18 +56,24 @@ def segment_label(session, gt: np.ndarray, prompt: str, mode: str) -> np.ndarray
     return pred
 
 
+def labels_to_evaluate(session, labels: np.ndarray, names: dict | None = None):
+    """(value, key in the JSON's ``per_label``, ground-truth mask) of every label, after checking
+    that the labels lie on the session's grid."""
+    if labels.shape != session.volume.shape:
+        raise ValueError(f"labels shape {labels.shape} does not match the image shape {session.volume.shape}")
+    for value in (int(v) for v in np.unique(labels) if v != 0):
+        yield value, str((names or {}).get(value, value)), labels == value
+
+
 def evaluate(session, labels: np.ndarray, prompt: str = "box", mode: str = "2d",
              names: dict | None = None, progress: Callable[[str], None] | None = None) -> dict:
     """Dice per label (over the whole volume) and their mean, in the CLI's JSON shape."""
-    if labels.shape != session.volume.shape:
-        raise ValueError(f"labels shape {labels.shape} does not match the image shape {session.volume.shape}")
     t0 = time.perf_counter()
     per_label = {}
-    for value in (int(v) for v in np.unique(labels) if v != 0):
-        gt = labels == value
-        per_label[str((names or {}).get(value, value))] = dice(segment_label(session, gt, prompt, mode), gt)
+    for value, key, gt in labels_to_evaluate(session, labels, names):
+        per_label[key] = dice(segment_label(session, gt, prompt, mode), gt)
         if progress:
-            progress(f"label {value}: Dice {list(per_label.values())[-1]:.4f}")
+            progress(f"label {value}: Dice {per_label[key]:.4f}")
     return {
         "mean_dice": float(np.mean(list(per_label.values()))) if per_label else float("nan"),
         "per_label": per_label,

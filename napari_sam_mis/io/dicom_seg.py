@@ -18,10 +18,8 @@ _REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"
 
 def check_seg_source(volume: Volume, path, new_uids: bool = False) -> None:
     """Raise the error ``write_dicom_seg`` would give for this source (no DICOM, blank UIDs),
-    before any work is done for it."""
-    datasets = volume.meta.get("dicom_datasets")
-    if not datasets or (not new_uids and any(not ds.get(k) for ds in datasets for k in _REQUIRED_UIDS)):
-        _source_datasets(volume, Path(path), new_uids)
+    before any work is done for it (new UIDs, if asked for, are made now and kept for the write)."""
+    _source_datasets(volume, Path(path), new_uids)
 
 
 def _source_datasets(volume: Volume, path: Path, new_uids: bool) -> list:

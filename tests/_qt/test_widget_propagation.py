@@ -17,6 +17,7 @@ from napari_sam_mis.annotate.geometry import dice
 
 import_torch_early()  # before any viewer creates a GL context (see torch_guard)
 
+from .widget_helpers import open_widget
 
 RUN_TIMEOUT = 900_000  # ms: propagation embeds each slice it reaches; the CPU is slow and shared
 
@@ -37,17 +38,11 @@ def run_and_wait(qtbot, panel, button):
 
 
 def test_propagate_commit_correct_repropagate(make_napari_viewer, qtbot, spleen):
-    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
-
     vol, gt = spleen
     zs = np.flatnonzero(gt.any(axis=(1, 2)))
     lo, hi = int(zs.min()), int(zs.max())
     z0 = (lo + hi) // 2
-    viewer = make_napari_viewer()
-    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name="spleen CT")
-    viewer.dims.set_current_step(0, z0)
-    widget = AnnotateWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    viewer, widget = open_widget(make_napari_viewer, qtbot, vol, z0)
     qtbot.waitUntil(lambda: widget.session is not None and widget.session.has_embedding(z0), timeout=RUN_TIMEOUT)
     widget.cancel_btn.click()  # propagation embeds the slices it needs itself
     panel = widget.propagation
@@ -109,16 +104,10 @@ def test_propagate_commit_correct_repropagate(make_napari_viewer, qtbot, spleen)
 def test_propagation_says_where_it_stopped_and_can_go_on(make_napari_viewer, qtbot, spleen):
     """Without a range, propagation upwards from a small piece of the spleen stops where the
     mask jumps; the panel says where and why and offers to continue from there."""
-    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
-
     vol, gt = spleen
     zs = np.flatnonzero(gt.any(axis=(1, 2)))
     z0 = int(zs.max()) - 1
-    viewer = make_napari_viewer()
-    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name="spleen CT")
-    viewer.dims.set_current_step(0, z0)
-    widget = AnnotateWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    viewer, widget = open_widget(make_napari_viewer, qtbot, vol, z0)
     qtbot.waitUntil(lambda: widget.session is not None and widget.session.has_embedding(z0), timeout=RUN_TIMEOUT)
     widget.cancel_btn.click()
     panel = widget.propagation
