@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         if time.time() > deadline:
             print("embedding did not finish", file=sys.stderr)
             return 1
-    widget.cancel_embedding()
+    widget.embedding.cancel()
     for _ in range(20):
         app.processEvents()
 

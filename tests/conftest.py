@@ -16,8 +16,9 @@ def lite_engine():
 
 @pytest.fixture(autouse=True)
 def _embedding_cache_in_tmp(tmp_path_factory, monkeypatch):
-    """Each test gets an empty disk cache of embeddings, never the user's cache directory."""
+    """Each test gets an empty disk cache of embeddings and no saved sessions, never the user's own."""
     monkeypatch.setenv("NAPARI_SAM_MIS_CACHE", str(tmp_path_factory.mktemp("embedding_cache")))
+    monkeypatch.setenv("NAPARI_SAM_MIS_SESSIONS", str(tmp_path_factory.mktemp("sessions")))
 
 
 @pytest.fixture(scope="session")

@@ -49,6 +49,12 @@ def volume_from_layer(layer) -> Volume:
     )
 
 
+def grid_shape(layer) -> tuple:
+    """The voxel grid of an image layer: its data shape without the RGB channel."""
+    shape = tuple(layer.data.shape)
+    return shape[:-1] if layer.rgb else shape
+
+
 def grid_ndim(layer) -> int:
     """Number of spatial axes of an image layer (2 or 3)."""
     return layer.ndim  # napari's ndim excludes the RGB channel

@@ -20,6 +20,7 @@ from napari_sam_mis._qt.labels_layer import add_labels_layer, fitting_labels_lay
 from napari_sam_mis._qt.prompt_controller import PromptController
 from napari_sam_mis._qt.prompt_panel import TOOLTIP, PromptPanel, bind_shortcuts
 from napari_sam_mis._qt.propagation_panel import PropagationPanel
+from napari_sam_mis._qt.session_panel import SessionPanel
 from napari_sam_mis._qt.settings_panel import SettingsPanel
 from napari_sam_mis._qt.view_buttons import ViewButtons
 from napari_sam_mis.annotate.axis_sessions import AxisSessions
@@ -38,7 +39,7 @@ class AnnotateWidget(QWidget):
         self.image_layer = self.labels_layer = None
         self.prompts: PromptController | None = None
         self.loader = EngineLoader()
-        self.commits = CommitController(depth=50)
+        self.commits = CommitController(depth=50, on_change=lambda: self.autosave.schedule())
         self.label_list = LabelList.builtin()
         self.axis = 0  # the array axis napari slices: 0 axial, 1 coronal, 2 sagittal
         self.last_score = None
@@ -79,10 +80,12 @@ class AnnotateWidget(QWidget):
         t.redo_btn.clicked.connect(self.redo)
 
         self.propagation, self.label_table, self.views = PropagationPanel(self), LabelTable(self), ViewButtons(self.viewer)
+        self.autosave = SessionPanel(self)
         layout = QVBoxLayout(self)
         for title, widget in (("Image and model", self.settings), (None, self.views), (None, self.embedding), (None, self.status),
                               ("Labels", self.labels_widget), ("Prompts", self.tools),
-                              ("Volume: propagation and key slices", self.propagation), ("Label table", self.label_table)):
+                              ("Volume: propagation and key slices", self.propagation), ("Label table", self.label_table),
+                              (None, self.autosave)):
             if title:
                 box = QGroupBox(title)
                 QVBoxLayout(box).addWidget(widget)
@@ -97,9 +100,8 @@ class AnnotateWidget(QWidget):
     def _connect_viewer(self) -> None:
         self.viewer.layers.events.inserted.connect(self._refresh_layer_combos)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
-        self.viewer.dims.events.current_step.connect(self._on_step)
-        self.viewer.dims.events.order.connect(self._on_step)
-        self.viewer.dims.events.ndisplay.connect(self._on_step)
+        for event in (self.viewer.dims.events.current_step, self.viewer.dims.events.order, self.viewer.dims.events.ndisplay):
+            event.connect(self._on_step)
 
     def _refresh_layer_combos(self, event=None) -> None:
         own = self.prompts.layers if self.prompts else []
@@ -113,16 +115,14 @@ class AnnotateWidget(QWidget):
             self._on_labels_layer_changed()
 
     def _grid_shape(self):
-        if self.image_layer is None:
-            return None
-        shape = tuple(self.image_layer.data.shape)
-        return shape[:-1] if self.image_layer.rgb else shape
+        return L.grid_shape(self.image_layer) if self.image_layer is not None else None
 
     def _on_layer_removed(self, event) -> None:
         layer = event.value
         if layer is self.image_layer:
             self._teardown()
         elif layer is self.labels_layer:
+            self.autosave.flush()  # with the layer's last strokes
             self.labels_layer = None
             self.commits.clear()
         elif self.prompts is not None:
@@ -132,6 +132,8 @@ class AnnotateWidget(QWidget):
     # ------------------------------------------------------------------- image / model --
     def _teardown(self) -> None:
         self.embedding.close_down()  # the image is gone: its job ends before anything else goes
+        self.loader.finish()  # (a model still loading; the viewer may be closing)
+        self.autosave.detach()  # what is pending is saved while the prompt layers are still there
         self.propagation.reset()
         self.session = self._sessions = None
         prompts, self.prompts = self.prompts, None
@@ -155,17 +157,21 @@ class AnnotateWidget(QWidget):
         self.image_layer = layer
         self.volume = volume
         self.is3d = layer.ndim == 3
-        self.prompts = PromptController(self.viewer, layer, self._grid_shape(), self.label_list, self.decode_current)
+        self.prompts = PromptController(self.viewer, layer, self._grid_shape(), self.label_list,
+                                       lambda: (self.decode_current(), self.autosave.schedule()))
         self.prompts.set_negative(self.negative_check.isChecked())
         for lyr in (*self.prompts.layers, layer):
             bind_shortcuts(lyr, self.commit, self.clear_prompts, self.undo, self.redo)
         self._refresh_layer_combos()
-        if self.settings.labels_combo.count() == 0:
+        saved = self.autosave.attach(volume)
+        if saved is not None:  # the work of an earlier session of this image
+            self.autosave.restore(saved)
+        elif self.settings.labels_combo.count() == 0:
             self.labels_layer = None
             self._ensure_labels_layer()
         else:
             self._on_labels_layer_changed()
-        self._apply_contrast()
+        self.settings.apply_contrast(layer, volume)
         self.axis = self.prompts.axis = L.sliced_axis(self.viewer, layer) or 0
         self.embedding.scheduler.new_plan(self.current_z(), batch_size=1)
         self.prompts.activate_box_tool()
@@ -173,11 +179,14 @@ class AnnotateWidget(QWidget):
 
     def _ensure_labels_layer(self):
         if self.labels_layer is None:  # under the prompt layers
-            layer = add_labels_layer(self.viewer, self.image_layer, self._grid_shape(), self.preview_layer)
-            self._refresh_layer_combos()
-            self.settings.labels_combo.setCurrentText(layer.name)
-            self._on_labels_layer_changed()
+            self.use_labels_layer(add_labels_layer(self.viewer, self.image_layer, self._grid_shape(), self.preview_layer))
         return self.labels_layer
+
+    def use_labels_layer(self, layer) -> None:
+        """Commit into ``layer`` (a labels layer on the image's grid) from now on."""
+        self._refresh_layer_combos()
+        self.settings.labels_combo.setCurrentText(layer.name)
+        self._on_labels_layer_changed()
 
     def _on_labels_layer_changed(self) -> None:
         name = self.settings.labels_combo.currentText()
@@ -206,7 +215,8 @@ class AnnotateWidget(QWidget):
         def loaded(engine):
             self.status.setText(f"model {engine.name} on {engine.device}")
             show_info(f"SAM: model {engine.name} on {engine.device}")
-            self._start_session()
+            if self.image_layer is not None:  # (the image may have gone while the model loaded)
+                self._start_session()
 
         def failed(exc):
             self.status.setText(f"model not loaded: {exc}")
@@ -248,28 +258,17 @@ class AnnotateWidget(QWidget):
         if window.key() == self.session.window.key():
             return
         self.session = self._sessions.set_window(window, self.axis)
-        self._apply_contrast()
+        self.settings.apply_contrast(self.image_layer, self.volume)
         self.embedding.follow(self.session)
         show_info(f"SAM: {window_summary(self.volume, window, self.settings.modality)}: embeddings are recomputed")
         self._mark_prompted_pending()
         self.start_embedding(background=True)
-
-    def _apply_contrast(self) -> None:
-        try:
-            window = self.settings.window(self.volume)
-        except ValueError:
-            return
-        if window.kind == "level_width" and not self.image_layer.rgb:
-            self.image_layer.contrast_limits = window.bounds(self.volume.array)
 
     # ---------------------------------------------------------------------- embeddings --
     def start_embedding(self, background: bool = True) -> None:
         if self.session is not None:
             self.embedding.session = self.session
             self.embedding.start(background)
-
-    def cancel_embedding(self) -> None:
-        self.embedding.cancel()
 
     def _on_slice_ready(self, z: int) -> None:
         if z == self.current_z():
@@ -394,7 +393,10 @@ class AnnotateWidget(QWidget):
             L.attach_label_names(self.labels_layer, self.label_list, self.volume)
             self.labels_layer.selected_label = self.label_list.selected or 1
             self.label_table.watch(self.labels_layer)
+        self.autosave.watch(self.labels_layer)
+        self.autosave.schedule()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         self.embedding.close_down()
+        self.autosave.close_down()
         super().closeEvent(event)

@@ -10,8 +10,9 @@ from napari_sam_mis.annotate.history import CommitHistory, commit_mask, commit_s
 class CommitController:
     """One undo history for the labels layer the widget commits into."""
 
-    def __init__(self, depth: int = 50):
+    def __init__(self, depth: int = 50, on_change=lambda: None):
         self.history = CommitHistory(depth=depth)
+        self.on_change = on_change  # called after every commit, undo and redo that changed the labels
 
     def commit_slice(self, labels_layer, key: tuple, mask, value: int, overwrite: bool) -> None:
         self._record(labels_layer, commit_mask(labels_layer.data, key, mask, value, overwrite))
@@ -24,6 +25,7 @@ class CommitController:
         if result.commit is not None:
             self.history.push(result.commit)
             labels_layer.refresh()
+            self.on_change()
         if result.skipped:
             show_warning(
                 f"SAM: {result.skipped} voxels already hold another label and were kept "
@@ -45,6 +47,7 @@ class CommitController:
             return
         _, conflicts = out
         labels_layer.refresh()
+        self.on_change()
         if conflicts:
             show_warning(f"SAM: {conflicts} voxels were edited since and were left as they are")
 

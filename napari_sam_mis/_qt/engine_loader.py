@@ -80,6 +80,15 @@ class EngineLoader:
         self._worker = worker
         worker.start()
 
+    def finish(self, wait_ms: int = 30_000) -> None:
+        """Wait (at most ``wait_ms``) for a running load to end, so that nothing it reports reaches
+        a widget being closed; what it reports is ignored (its model stays loaded for the next request)."""
+        if self._worker is not None:
+            from qtpy.QtCore import QThreadPool
+
+            self._worker = None
+            QThreadPool.globalInstance().waitForDone(wait_ms)
+
     def cancel(self) -> None:
         if self._worker is not None:
             self._worker.quit()

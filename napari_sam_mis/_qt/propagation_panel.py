@@ -153,6 +153,7 @@ class PropagationPanel(QWidget):
     def toggle_lock(self) -> None:
         locked = self.locks.toggle(self.host.current_z())
         self.lock_btn.setChecked(locked)
+        self.host.autosave.schedule()
 
     def _set_running(self, running: bool) -> None:
         for b in (self.up_btn, self.down_btn, self.both_btn, self.fill_btn, self.commit_btn):

@@ -143,6 +143,41 @@ class SettingsPanel(QWidget):
         self._update_enabled()
         self.window_changed.emit()
 
+    def apply_contrast(self, image_layer, volume) -> None:
+        """Show a CT image in the chosen level/width window (MR and RGB keep napari's own limits)."""
+        try:
+            window = self.window(volume)
+        except ValueError:
+            return
+        if window.kind == "level_width" and not image_layer.rgb:
+            image_layer.contrast_limits = window.bounds(volume.array)
+
+    def choices(self) -> tuple[dict, dict]:
+        """(window choices, model choices) as plain values, for a saved session."""
+        window = {"window": self.window_combo.currentText(), "level": self.level_spin.value(),
+                  "width": self.width_spin.value(), "modality": self.modality_combo.currentText()}
+        return window, {"name": self.model_name, "checkpoint": self.checkpoint or "", "device": self.device}
+
+    def apply_choices(self, window: dict, model: dict) -> None:
+        """Set the choices of a saved session without emitting signals (unknown values are skipped)."""
+        combos = ((self.window_combo, window.get("window")), (self.modality_combo, window.get("modality")),
+                  (self.model_combo, model.get("name")), (self.device_combo, model.get("device")))
+        for widget in (*(c for c, _ in combos), self.level_spin, self.width_spin, self.checkpoint_edit):
+            widget.blockSignals(True)
+        try:
+            for combo, value in combos:
+                if value is not None and combo.findText(str(value)) >= 0:
+                    combo.setCurrentText(str(value))
+            for spin, key in ((self.level_spin, "level"), (self.width_spin, "width")):
+                if isinstance(window.get(key), (int, float)):
+                    spin.setValue(float(window[key]))
+            self.checkpoint_edit.setText(str(model.get("checkpoint") or ""))
+            self._last_checkpoint = self.checkpoint_edit.text()
+        finally:
+            for widget in (*(c for c, _ in combos), self.level_spin, self.width_spin, self.checkpoint_edit):
+                widget.blockSignals(False)
+        self._update_enabled()
+
     # -- slots -----------------------------------------------------------------------------
     def _update_enabled(self) -> None:
         needs_ckpt = REGISTRY[self.model_name].needs_checkpoint

@@ -13,27 +13,14 @@ from napari_sam_mis._qt.torch_guard import import_torch_early
 import_torch_early()  # before any viewer creates a GL context (see torch_guard)
 
 from ..helpers import SPLEEN_CT, need
-from .widget_helpers import Z, draw_box, gt_box, wait_embedded
-
-
-def _open(make_napari_viewer, *paths):
-    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
-
-    viewer = make_napari_viewer()
-    for path in paths:
-        viewer.open(str(path), plugin="napari-sam-mis")
-    # the reader's layers run head up (world axis 0 superior -> inferior): go to data slice Z by its world position
-    viewer.dims.set_point(0, viewer.layers[0].data_to_world([Z, 0, 0])[0])
-    widget = AnnotateWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
-    return viewer, widget
+from .widget_helpers import Z, draw_box, gt_box, open_files, wait_embedded
 
 
 def test_saved_labels_reopen_as_labels_and_save_over_themselves(make_napari_viewer, qtbot, spleen, tmp_path):
     import napari.layers
 
     _, gt = spleen
-    viewer, widget = _open(make_napari_viewer, need(SPLEEN_CT))
+    viewer, widget = open_files(make_napari_viewer, need(SPLEEN_CT))
     wait_embedded(qtbot, widget)
     widget.labels_widget.select_value(widget.label_list.by_name("spleen").value)
     spleen_value = widget.label_list.selected
@@ -45,7 +32,7 @@ def test_saved_labels_reopen_as_labels_and_save_over_themselves(make_napari_view
     out = tmp_path / "work.nii.gz"
     assert widget.labels_layer.save(str(out), plugin="napari-sam-mis")
 
-    viewer2, widget2 = _open(make_napari_viewer, need(SPLEEN_CT), out)
+    viewer2, widget2 = open_files(make_napari_viewer, need(SPLEEN_CT), out)
     reopened = viewer2.layers["work"]
     assert isinstance(reopened, napari.layers.Labels), "saved labels open as labels, not as an image"
     assert widget2.settings.image_combo.findText("work") == -1, "and are not offered as an image"

@@ -254,12 +254,12 @@ def test_launch_with_nifti_reader(qtbot, spleen):
         viewer.dims.set_point(0, world[0])
         assert widget.current_z() == Z
         qtbot.waitUntil(lambda: widget.session is not None and widget.session.has_embedding(Z), timeout=EMBED_TIMEOUT)
-        widget.cancel_embedding()
+        widget.embedding.cancel()
         draw_box(widget, Z, gt_box(gt[Z]))
         qtbot.waitUntil(lambda: widget.preview_layer.data[Z].any(), timeout=10_000)
         assert dice(widget.preview_layer.data[Z] > 0, gt[Z]) >= 0.9
     finally:
-        widget.cancel_embedding()
+        widget.embedding.cancel()
         viewer.close()
 
 

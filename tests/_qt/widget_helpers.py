@@ -25,6 +25,20 @@ def open_widget(make_napari_viewer, qtbot, vol, z=Z):
     return viewer, widget
 
 
+def open_files(make_napari_viewer, *paths, z=Z):
+    """A viewer with the files opened by this plugin's reader, on data slice z, and the widget docked."""
+    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+
+    viewer = make_napari_viewer()
+    for path in paths:
+        viewer.open(str(path), plugin="napari-sam-mis")
+    # the reader's layers run head up (world axis 0 superior -> inferior): go to data slice z by its world position
+    viewer.dims.set_point(0, viewer.layers[0].data_to_world([z, 0, 0])[0])
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    return viewer, widget
+
+
 def wait_embedded(qtbot, widget, z=Z, cancel=True):
     qtbot.waitUntil(lambda: widget.session is not None and widget.session.has_embedding(z), timeout=EMBED_TIMEOUT)
     if cancel:  # save CPU: the test needs this slice only
