@@ -11,6 +11,7 @@ from napari_sam_mis._napari.keys import LABEL_NAMES_KEY, SEGMENTS_KEY, VOLUME_KE
 from napari_sam_mis.annotate.labels import LabelList
 from napari_sam_mis.annotate.prompts import Prompt
 from napari_sam_mis.io.modality import infer_modality
+from napari_sam_mis.io.summary import NO_GEOMETRY
 from napari_sam_mis.volume import Volume
 
 POSITIVE_COLOR = "#00e05a"
@@ -45,7 +46,7 @@ def volume_from_layer(layer) -> Volume:
         modality=modality,
         windowed=windowed,
         source=str(getattr(layer, "source", None) and layer.source.path or ""),
-        meta={"modality_source": why},
+        meta={"modality_source": why, NO_GEOMETRY: True},
     )
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_sam_mis._napari.keys import SEGMENTS_KEY, VOLUME_KEY
+from napari_sam_mis._napari.keys import SEGMENTS_KEY, VOLUME_KEY, WORLD_AXES_KEY
 from napari_sam_mis.annotate.window import default_ct_contrast
 from napari_sam_mis.io.formats import is_nifti, is_npz, is_nrrd, nifti_stem
 from napari_sam_mis.io.segments import Labels, segments_to_json
@@ -33,7 +33,7 @@ def display_transform(volume: Volume) -> dict:
     world axes are (superior->inferior, anterior->posterior, right->left): axial slices show the
     radiological convention (patient's right on the left, anterior up), coronal and sagittal
     slices are head up (napari draws the first world axis downwards), and images from
-    differently oriented files line up."""
+    differently oriented files line up; ``metadata`` then says so (``WORLD_AXES_KEY``)."""
     kwargs = {"scale": tuple(volume.spacing)}
     direction = volume.affine[:3, :3] / np.asarray(volume.spacing)
     to_ipl = np.array([[0, 0, -1], [0, -1, 0], [-1, 0, 0]], float)  # RAS -> (I, P, L) world axes
@@ -44,11 +44,14 @@ def display_transform(volume: Volume) -> dict:
         affine[:3, :3] = np.diag(signs)
         affine[:3, 3] = to_ipl @ volume.affine[:3, 3]
         kwargs["affine"] = affine
+        kwargs["metadata"] = {WORLD_AXES_KEY: "SAR"}
     return kwargs
 
 
 def _image_layer(volume: Volume, name: str):
-    kwargs = {"name": name, "metadata": {VOLUME_KEY: volume}, "colormap": "gray", **display_transform(volume)}
+    display = display_transform(volume)
+    meta = {VOLUME_KEY: volume, **display.pop("metadata", {})}
+    kwargs = {"name": name, "metadata": meta, "colormap": "gray", **display}
     if volume.modality == "CT" and not volume.windowed:
         kwargs["contrast_limits"] = default_ct_contrast()
     elif volume.array.size:
@@ -91,7 +94,8 @@ def read_image_layers(path):
 
 def labels_layers(labels: Labels, volume: Volume, name: str):
     """One labels layer with named values, or one layer per segment when segments overlap."""
-    base = {"metadata": {VOLUME_KEY: volume}, **display_transform(volume)}
+    display = display_transform(volume)
+    base = {"metadata": {VOLUME_KEY: volume, **display.pop("metadata", {})}, **display}
     if labels.overlapping:
         return [(mask, {**base, "name": f"{name}: {seg.name}", "metadata": {**base["metadata"],
                  SEGMENTS_KEY: segments_to_json({1: seg})}, "colormap": {0: "transparent", 1: _rgb(seg.color), None: "transparent"}}, "labels")

@@ -14,6 +14,7 @@ from napari_sam_mis._napari import layers as L
 from napari_sam_mis._qt.commits import CommitController
 from napari_sam_mis._qt.embedding_panel import EmbeddingPanel
 from napari_sam_mis._qt.engine_loader import EngineLoader
+from napari_sam_mis._qt.image_info import ImageInfo
 from napari_sam_mis._qt.label_list_widget import LabelListWidget
 from napari_sam_mis._qt.label_table import LabelTable
 from napari_sam_mis._qt.labels_layer import add_labels_layer, fitting_labels_layers, prepare_labels_layer
@@ -80,9 +81,9 @@ class AnnotateWidget(QWidget):
         t.redo_btn.clicked.connect(self.redo)
 
         self.propagation, self.label_table, self.views = PropagationPanel(self), LabelTable(self), ViewButtons(self.viewer)
-        self.autosave = SessionPanel(self)
+        self.autosave, self.image_info = SessionPanel(self), ImageInfo()
         layout = QVBoxLayout(self)
-        for title, widget in (("Image and model", self.settings), (None, self.views), (None, self.embedding), (None, self.status),
+        for title, widget in (("Image and model", self.settings), (None, self.image_info), (None, self.views), (None, self.embedding), (None, self.status),
                               ("Labels", self.labels_widget), ("Prompts", self.tools),
                               ("Volume: propagation and key slices", self.propagation), ("Label table", self.label_table),
                               (None, self.autosave)):
@@ -138,6 +139,7 @@ class AnnotateWidget(QWidget):
         self.session = self._sessions = None
         prompts, self.prompts = self.prompts, None
         self.image_layer = None
+        self.image_info.show_volume(None)
         if prompts is not None:
             prompts.remove_layers()
 
@@ -156,6 +158,7 @@ class AnnotateWidget(QWidget):
             return
         self.image_layer = layer
         self.volume = volume
+        self.image_info.show_volume(volume, layer.name)
         self.is3d = layer.ndim == 3
         self.prompts = PromptController(self.viewer, layer, self._grid_shape(), self.label_list,
                                        lambda: (self.decode_current(), self.autosave.schedule()))
@@ -204,25 +207,9 @@ class AnnotateWidget(QWidget):
         self._on_labels_edited()
 
     def _ensure_engine(self) -> None:
-        if self.image_layer is None:
-            return
-        name, checkpoint, device = key = (self.settings.model_name, self.settings.checkpoint or "", self.settings.device)
-        if self.engine is not None and self.loader.engine_key == key:
-            self._start_session()
-            return
-        self.status.setText(f"loading {name} on {device}…")
-
-        def loaded(engine):
-            self.status.setText(f"model {engine.name} on {engine.device}")
-            show_info(f"SAM: model {engine.name} on {engine.device}")
-            if self.image_layer is not None:  # (the image may have gone while the model loaded)
-                self._start_session()
-
-        def failed(exc):
-            self.status.setText(f"model not loaded: {exc}")
-            show_error(f"SAM: {exc}")
-
-        self.loader.load(key, loaded, failed)
+        if self.image_layer is not None:  # (and again once loaded: the image may have gone meanwhile)
+            key = (self.settings.model_name, self.settings.checkpoint or "", self.settings.device)
+            self.loader.ensure(key, lambda: self.image_layer is not None and self._start_session(), self.status.setText)
 
     def _on_model_changed(self) -> None:
         self.embedding.stop(forget=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
 
 from napari_sam_mis.model.engine import SamEngine
 from napari_sam_mis.model.registry import get_spec
@@ -52,6 +53,25 @@ class EngineLoader:
         self._worker = None
         self.engine = None
         self.engine_key = None  # the (name, checkpoint, device) ``engine`` was loaded for
+
+    def ensure(self, key: tuple, ready, say) -> None:
+        """Call ``ready()`` once the model for ``key`` = (name, checkpoint, device) is loaded, at
+        once when it is; ``say(text)`` shows where loading stands."""
+        if self.engine is not None and self.engine_key == key:
+            ready()
+            return
+        say(f"loading {key[0]} on {key[2]}…")
+
+        def loaded(engine):
+            say(f"model {engine.name} on {engine.device}")
+            show_info(f"SAM: model {engine.name} on {engine.device}")
+            ready()
+
+        def failed(exc):
+            say(f"model not loaded: {exc}")
+            show_error(f"SAM: {exc}")
+
+        self.load(key, loaded, failed)
 
     def load(self, key: tuple, on_loaded, on_failed) -> None:
         """Load ``key`` = (name, checkpoint, device); ``on_loaded(engine)`` or ``on_failed(exc)``

@@ -3,11 +3,14 @@
 Images opened with this plugin's reader have world axes (superior -> inferior, anterior ->
 posterior, right -> left) (``_napari/readers.py: display_transform``), so slicing world axis 0
 gives axial slices, 1 coronal and 2 sagittal, head up and in the radiological convention. The
-widget follows the view: it switches to (or creates) the session for the axis sliced.
+widget follows the view: it switches to (or creates) the session for the axis sliced. Letters
+at the canvas edges name the patient's sides of the plane shown (``_napari/orientation.py``).
 """
 from __future__ import annotations
 
 from qtpy.QtWidgets import QHBoxLayout, QPushButton, QWidget
+
+from napari_sam_mis._napari.orientation import OrientationLetters
 
 # plane -> napari dims order: the sliced axis first, then (rows, columns) of the screen
 VIEW_ORDERS = {"Axial": (0, 1, 2), "Coronal": (1, 0, 2), "Sagittal": (2, 0, 1)}
@@ -26,6 +29,7 @@ class ViewButtons(QWidget):
             button.clicked.connect(lambda _=False, p=plane: self.show_plane(p))
             row.addWidget(button)
             self.buttons[plane] = button
+        self.letters = OrientationLetters(viewer)
 
     def show_plane(self, plane: str) -> None:
         dims = self.viewer.dims

@@ -118,3 +118,62 @@ def test_view_buttons_switch_plane_and_session(make_napari_viewer, qtbot, tmp_pa
             top = 0 if vol.affine[2, 0] < 0 else vol.shape[0] - 1  # array slice with the largest RAS z
             assert rows_axis == 0
             assert layer.data_to_world([top, 0, 0])[0] < layer.data_to_world([vol.shape[0] - 1 - top, 0, 0])[0]
+
+
+def test_orientation_letters_name_the_patients_sides(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """The letters follow the plane shown and the camera; on the MSD spleen the spleen (patient's
+    left) is drawn on the side marked L, and the head end of the volume on the side marked S."""
+    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+    from napari_sam_mis.io.nifti import read_nifti
+
+    viewer = make_napari_viewer()
+    viewer.open(str(need(SPLEEN_CT)), plugin="napari-sam-mis")
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    letters = widget.views.letters.overlays
+
+    def shown():
+        return {edge: o.text for edge, o in letters.items() if o.visible}
+
+    assert shown() == {"top_center": "A", "bottom_center": "P", "middle_left": "R", "middle_right": "L"}
+    widget.views.buttons["Coronal"].click()
+    assert shown() == {"top_center": "S", "bottom_center": "I", "middle_left": "R", "middle_right": "L"}
+    widget.views.buttons["Sagittal"].click()
+    assert shown() == {"top_center": "S", "bottom_center": "I", "middle_left": "A", "middle_right": "P"}
+    viewer.camera.orientation2d = ("up", "right")
+    assert shown()["top_center"] == "I"
+    viewer.camera.orientation2d = ("down", "right")
+    widget.views.buttons["Axial"].click()
+
+    layer = viewer.layers["spleen2_ct"]
+    gt = read_nifti(need(SPLEEN_LABEL)).array > 0
+    centre = np.argwhere(gt).mean(axis=0)
+    # the crop holds only the spleen, about 34 cm left of the scanner's isocentre (RAS x = 0, near
+    # the body's midline); world columns grow to the screen's right, so it is drawn right of the
+    # midline, on the side marked L
+    assert layer.data_to_world(centre)[2] > 100
+    vol = read_nifti(need(SPLEEN_CT))
+    head = int(np.argmax(vol.affine[2, 0] * np.arange(vol.shape[0])))  # the slice with the largest RAS z
+    foot = vol.shape[0] - 1 - head
+    assert layer.data_to_world([head, 0, 0])[0] < layer.data_to_world([foot, 0, 0])[0], "S at the top"
+    assert viewer.dims.axis_labels == ("S-I", "A-P", "R-L")
+    viewer.layers.clear()
+    assert shown() == {}
+
+
+def test_header_panel_shows_the_series_and_warns_without_geometry(make_napari_viewer, qtbot):
+    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+
+    from ..helpers import DATA
+
+    viewer = make_napari_viewer()
+    viewer.open(str(need(DATA / "dcmqi_ct3slice_liver_seg" / "ct")), plugin="napari-sam-mis")
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    rows = dict(widget.image_info.rows)
+    assert {"patient", "study", "series", "grid", "modality"} <= set(rows) and "geometry" not in rows
+    assert "<b>patient</b>" in widget.image_info.text()
+    viewer.add_image(np.zeros((4, 32, 32), np.int16), name="bare pixels")
+    widget.settings.image_combo.setCurrentText("bare pixels")
+    assert widget.image_layer.name == "bare pixels"
+    assert dict(widget.image_info.rows)["geometry"].startswith("none")
