@@ -170,13 +170,14 @@ def points_on_slice(points_layer, z: int, axis: int = 0) -> np.ndarray:
     return np.flatnonzero(_slice_of(pts, points_layer.ndim, axis) == z)
 
 
-def label_colormap(labels: LabelList, alpha: float = 1.0):
-    """A napari DirectLabelColormap with the list's colours (other values in grey)."""
+def label_colormap(labels: LabelList, alpha: float = 1.0, hidden=()):
+    """A napari DirectLabelColormap with the list's colours (other values in grey, ``hidden``
+    values transparent)."""
     from napari.utils.colormaps import DirectLabelColormap
 
     colors = {0: (0.0, 0.0, 0.0, 0.0), None: (0.6, 0.6, 0.6, alpha)}
     for spec in labels:
-        colors[spec.value] = spec.rgba(alpha)
+        colors[spec.value] = (0.0, 0.0, 0.0, 0.0) if spec.value in hidden else spec.rgba(alpha)
     return DirectLabelColormap(color_dict=colors)
 
 
@@ -194,11 +195,17 @@ def label_list_from_segments(segments: dict) -> LabelList:
     return out
 
 
-def attach_label_names(labels_layer, labels: LabelList, volume: Volume | None = None) -> None:
-    """Put names and colours where the writers look for them (metadata["segments"]), keep the
-    source Volume with the labels (the writers take the geometry from it) and colour the layer."""
+def attach_label_names(labels_layer, labels: LabelList, volume: Volume | None = None, hidden=(),
+                       contour: bool = False) -> None:
+    """Put names and colours where the writers look for them (metadata["segments"]) and where
+    napari's status bar does (features), keep the source Volume with the labels (the writers
+    take the geometry from it) and colour the layer (``hidden`` values not shown, outlines only
+    with ``contour``)."""
     labels_layer.metadata[SEGMENTS_KEY] = segments_metadata(labels)
     labels_layer.metadata[LABEL_NAMES_KEY] = labels.names()
+    specs = sorted(labels, key=lambda spec: spec.value)  # napari shows a value's row on hover: "2; name: spleen"
+    labels_layer.features = {"index": [0, *(s.value for s in specs)], "name": ["", *(s.name for s in specs)]}
     if volume is not None and not isinstance(labels_layer.metadata.get(VOLUME_KEY), Volume):
         labels_layer.metadata[VOLUME_KEY] = volume
-    labels_layer.colormap = label_colormap(labels)
+    labels_layer.colormap = label_colormap(labels, hidden=hidden)
+    labels_layer.contour = 1 if contour else 0

@@ -377,7 +377,8 @@ class AnnotateWidget(QWidget):
         if self.preview_layer is not None:
             self.preview_layer.colormap = L.label_colormap(self.label_list)
         if self.labels_layer is not None:  # names for the writers; napari's brush paints the selected label
-            L.attach_label_names(self.labels_layer, self.label_list, self.volume)
+            L.attach_label_names(self.labels_layer, self.label_list, self.volume, self.labels_widget.hidden,
+                                 self.labels_widget.contour_check.isChecked())
             self.labels_layer.selected_label = self.label_list.selected or 1
             self.label_table.watch(self.labels_layer)
         self.autosave.watch(self.labels_layer)

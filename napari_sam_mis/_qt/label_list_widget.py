@@ -1,10 +1,12 @@
-"""A small Qt view of a LabelList: select, add, rename and recolour labels."""
+"""A small Qt view of a LabelList: select, add, rename and recolour labels; show or hide each
+label (its tick) and draw all as outlines ("contours")."""
 from __future__ import annotations
 
 from napari.utils.notifications import show_warning
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
+    QCheckBox,
     QColorDialog,
     QHBoxLayout,
     QInputDialog,
@@ -25,7 +27,8 @@ def _swatch(color: str) -> QIcon:
 
 
 class LabelListWidget(QWidget):
-    """Emits ``selection_changed(value)`` and ``labels_edited()`` (names/colours/new labels)."""
+    """Emits ``selection_changed(value)`` and ``labels_edited()`` (names, colours, new labels,
+    what is shown)."""
 
     selection_changed = Signal(int)
     labels_edited = Signal()
@@ -33,10 +36,15 @@ class LabelListWidget(QWidget):
     def __init__(self, labels: LabelList, parent=None):
         super().__init__(parent)
         self.labels = labels
+        self.hidden: set[int] = set()  # label values not drawn in the labels layer
         self.list = QListWidget()
         self.list.setMaximumHeight(150)
         self.list.currentItemChanged.connect(self._on_current)
         self.list.itemDoubleClicked.connect(lambda _: self.rename_current())
+        self.list.itemChanged.connect(self._on_item_changed)
+        self.contour_check = QCheckBox("contours")
+        self.contour_check.setToolTip("Draw the labels as outlines, so the image shows through")
+        self.contour_check.toggled.connect(lambda _: self.labels_edited.emit())
         self.add_btn = QPushButton("Add")
         self.rename_btn = QPushButton("Rename")
         self.color_btn = QPushButton("Colour")
@@ -47,7 +55,7 @@ class LabelListWidget(QWidget):
         self.rename_btn.clicked.connect(lambda: self.rename_current())
         self.color_btn.clicked.connect(lambda: self.recolor_current())
         buttons = QHBoxLayout()
-        for b in (self.add_btn, self.rename_btn, self.color_btn):
+        for b in (self.add_btn, self.rename_btn, self.color_btn, self.contour_check):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -65,6 +73,9 @@ class LabelListWidget(QWidget):
         for spec in self.labels:
             item = QListWidgetItem(_swatch(spec.color), f"{spec.value}: {spec.name}")
             item.setData(Qt.UserRole, spec.value)
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            item.setCheckState(Qt.Unchecked if spec.value in self.hidden else Qt.Checked)
+            item.setToolTip("untick to hide this label in the labels layer")
             self.list.addItem(item)
             if spec.value == self.labels.selected:
                 self.list.setCurrentItem(item)
@@ -76,6 +87,18 @@ class LabelListWidget(QWidget):
         value = int(item.data(Qt.UserRole))
         self.labels.select(value)
         self.selection_changed.emit(value)
+
+    def _on_item_changed(self, item) -> None:
+        value = int(item.data(Qt.UserRole))
+        (self.hidden.discard if item.checkState() == Qt.Checked else self.hidden.add)(value)
+        self.labels_edited.emit()
+
+    def set_shown(self, value: int, shown: bool) -> None:
+        """Show or hide one label, as ticking its box does."""
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if int(item.data(Qt.UserRole)) == value:
+                item.setCheckState(Qt.Checked if shown else Qt.Unchecked)
 
     def select_value(self, value: int) -> None:
         for i in range(self.list.count()):
