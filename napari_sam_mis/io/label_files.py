@@ -33,9 +33,9 @@ def read_sidecar(path):
         raise InputError(side, f"not a readable label sidecar ({exc})") from exc
 
 
-def labels_from_map(arr: np.ndarray, path, onto: Callable[[np.ndarray], np.ndarray]) -> Labels:
+def labels_from_map(arr: np.ndarray, path, onto: Callable[[np.ndarray], np.ndarray], names=None) -> Labels:
     """A label map's voxels as Labels: whole numbers in 0..MAX_LABEL (checked first), put on the
-    image's grid by ``onto``, named by the map's sidecar."""
+    image's grid by ``onto``, named by the map's sidecar, else by ``names`` (the file's own)."""
     p = Path(path)
     if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
         raise InputError(p, "label values must be whole numbers")
@@ -43,7 +43,7 @@ def labels_from_map(arr: np.ndarray, path, onto: Callable[[np.ndarray], np.ndarr
         raise InputError(p, f"label values must lie in 0..{MAX_LABEL}, found {arr.min()}..{arr.max()}")
     arr = onto(arr)
     arr = arr.astype(np.uint8 if arr.max(initial=0) <= 255 else np.uint16)
-    return Labels(arr, make_segments(read_sidecar(p), np.unique(arr)))
+    return Labels(arr, make_segments(read_sidecar(p) or names, np.unique(arr)))
 
 
 def write_with_sidecar(labels: np.ndarray, path, segments, save_image: Callable[[Path], None]) -> list[Path]:

@@ -1,7 +1,9 @@
 """NRRD images and label maps (3D Slicer's native format) via SimpleITK, in Volume's (z, y, x) order.
 
 SimpleITK reads the header's space, directions and origin into LPS world coordinates; the
-Volume affine is RAS+, so x and y change sign.
+Volume affine is RAS+, so x and y change sign. Label maps carry their names twice: in the
+``.json`` sidecar and in the header fields of 3D Slicer's ``.seg.nrrd`` (Segment<i>_Name,
+_LabelValue, _Color, ...), so that Slicer shows the names too.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from napari_sam_mis.errors import InputError
 from napari_sam_mis.io.label_files import labels_from_map, sidecar_path, write_with_sidecar
 from napari_sam_mis.io.modality import infer_modality
 from napari_sam_mis.io.reorient import reorient_onto
-from napari_sam_mis.io.segments import Labels
+from napari_sam_mis.io.segments import Labels, make_segments
 from napari_sam_mis.volume import Volume
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -84,7 +86,37 @@ def read_nrrd_labels(path, volume: Volume) -> Labels:
     """An NRRD label map onto ``volume``'s grid (reoriented if only axis order/direction differ)."""
     p = Path(path)
     img, array, spacing = _load(p)
-    return labels_from_map(array, p, lambda a: reorient_onto(a, _affine(img, spacing), volume, p))
+    return labels_from_map(array, p, lambda a: reorient_onto(a, _affine(img, spacing), volume, p), _slicer_segments(img, p))
+
+
+def _slicer_segments(img, p: Path) -> dict | None:
+    """{value: {"name", "color"}} from a .seg.nrrd header, None without segment fields."""
+    meta = {k: img.GetMetaData(k) for k in img.GetMetaDataKeys()}
+    out = {}
+    i = 0
+    while f"Segment{i}_Name" in meta:
+        try:
+            if meta.get(f"Segment{i}_Layer", "0").strip() != "0":
+                raise ValueError("segments in several layers (overlapping) are not supported")
+            value = int(meta.get(f"Segment{i}_LabelValue", i + 1))
+            rgb = [float(c) for c in meta.get(f"Segment{i}_Color", "").split()[:3]]
+        except ValueError as exc:
+            raise InputError(p, f"segment {i} of the header can't be read ({exc})") from exc
+        out[value] = {"name": meta[f"Segment{i}_Name"], "color": [round(c * 255) for c in rgb] if len(rgb) == 3 else None}
+        i += 1
+    return out or None
+
+
+def _set_slicer_segments(img, segments: dict, shape) -> None:
+    z, y, x = shape
+    img.SetMetaData("Segmentation_MasterRepresentation", "Binary labelmap")
+    img.SetMetaData("Segmentation_ContainedRepresentationNames", "Binary labelmap|")
+    for i, seg in enumerate(segments[v] for v in sorted(segments)):
+        fields = {"ID": f"Segment_{seg.value}", "Name": seg.name, "LabelValue": str(seg.value), "Layer": "0",
+                  "Color": " ".join(f"{c / 255:.6g}" for c in seg.color), "Extent": f"0 {x - 1} 0 {y - 1} 0 {z - 1}",
+                  "Tags": "|"}
+        for key, text in fields.items():
+            img.SetMetaData(f"Segment{i}_{key}", text)
 
 
 def write_nrrd_labels(labels: np.ndarray, volume: Volume, path, segments=None) -> list[Path]:
@@ -98,4 +130,5 @@ def write_nrrd_labels(labels: np.ndarray, volume: Volume, path, segments=None) -
     img.SetSpacing([float(v) for v in spacing])
     img.SetOrigin([float(v) for v in xyz[:3, 3]])
     img.SetDirection([float(v) for v in (xyz[:3, :3] / spacing).ravel()])
+    _set_slicer_segments(img, make_segments(segments, np.unique(labels)), labels.shape)
     return write_with_sidecar(labels, path, segments, lambda tmp: SimpleITK.WriteImage(img, str(tmp), True))

@@ -118,3 +118,48 @@ def test_a_broken_nrrd_sidecar_names_the_sidecar(tmp_path):
     (tmp_path / "mask.json").write_text("{not json")
     with pytest.raises(InputError, match="mask.json"):
         read_labels(out, vol)
+
+
+def _slicer_seg(tmp_path, fields: dict):
+    """The liver/spine labelmap saved as a 3D Slicer .seg.nrrd with the given Segment header fields."""
+    import SimpleITK
+
+    img = SimpleITK.ReadImage(str(need(LIVER_SPINE)))
+    for key, text in fields.items():
+        img.SetMetaData(key, text)
+    out = tmp_path / "liver_spine.seg.nrrd"
+    SimpleITK.WriteImage(img, str(out), True)
+    return out
+
+
+def test_slicer_segment_names_are_read_from_a_seg_nrrd(tmp_path):
+    path = _slicer_seg(tmp_path, {"Segment0_Name": "liver", "Segment0_LabelValue": "1", "Segment0_Color": "0.8 0.4 0.2",
+                                  "Segment0_Layer": "0", "Segment1_Name": "spine", "Segment1_LabelValue": "2"})
+    labels = read_labels(path, read_volume(need(LIVER_CT)))
+    assert {v: s.name for v, s in labels.segments.items()} == {1: "liver", 2: "spine"}
+    assert labels.segments[1].color == (204, 102, 51)
+
+
+@pytest.mark.parametrize("fields", [{"Segment0_Name": "liver", "Segment0_LabelValue": "one"},
+                                    {"Segment0_Name": "liver", "Segment0_Layer": "1"}])
+def test_a_seg_nrrd_with_a_broken_segment_header_is_named(tmp_path, fields):
+    path = _slicer_seg(tmp_path, fields)
+    with pytest.raises(InputError, match="liver_spine.seg.nrrd.*segment 0"):
+        read_labels(path, read_volume(need(LIVER_CT)))
+
+
+def test_written_label_maps_carry_slicer_segment_fields(tmp_path):
+    import SimpleITK
+
+    from napari_sam_mis.io import write_labels
+
+    vol = read_volume(need(LIVER_CT))
+    labels = read_labels(need(LIVER_SPINE), vol).array
+    out, sidecar = write_labels(labels, vol, tmp_path / "work.seg.nrrd", segments={1: "liver", 2: "spine"})
+    img = SimpleITK.ReadImage(str(out))
+    assert img.GetMetaData("Segment1_Name") == "spine" and img.GetMetaData("Segment1_LabelValue") == "2"
+    assert img.GetMetaData("Segmentation_MasterRepresentation") == "Binary labelmap"
+    sidecar.unlink()  # Slicer keeps only the .seg.nrrd: the names are still there
+    back = read_labels(out, vol)
+    assert {v: s.name for v, s in back.segments.items()} == {1: "liver", 2: "spine"}
+    assert np.array_equal(back.array, labels)
