@@ -195,6 +195,15 @@ def label_list_from_segments(segments: dict) -> LabelList:
     return out
 
 
+def _better_source(stored, volume: Volume) -> bool:
+    """Whether ``volume`` (the image annotated) should replace the labels' stored source: there is
+    none, or it is a bare grid (e.g. a DICOM-SEG's own) where the image on that grid is DICOM."""
+    if not isinstance(stored, Volume):
+        return True
+    return (not stored.meta.get("dicom_datasets") and bool(volume.meta.get("dicom_datasets"))
+            and stored.shape == volume.shape and np.allclose(stored.affine, volume.affine, atol=1e-3))
+
+
 def attach_label_names(labels_layer, labels: LabelList, volume: Volume | None = None, hidden=(),
                        contour: bool = False) -> None:
     """Put names and colours where the writers look for them (metadata["segments"]) and where
@@ -205,7 +214,7 @@ def attach_label_names(labels_layer, labels: LabelList, volume: Volume | None = 
     labels_layer.metadata[LABEL_NAMES_KEY] = labels.names()
     specs = sorted(labels, key=lambda spec: spec.value)  # napari shows a value's row on hover: "2; name: spleen"
     labels_layer.features = {"index": [0, *(s.value for s in specs)], "name": ["", *(s.name for s in specs)]}
-    if volume is not None and not isinstance(labels_layer.metadata.get(VOLUME_KEY), Volume):
+    if volume is not None and _better_source(labels_layer.metadata.get(VOLUME_KEY), volume):
         labels_layer.metadata[VOLUME_KEY] = volume
     labels_layer.colormap = label_colormap(labels, hidden=hidden)
     labels_layer.contour = 1 if contour else 0

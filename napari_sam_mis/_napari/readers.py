@@ -112,16 +112,16 @@ def _rgb(color) -> tuple:
 
 
 def read_dicom_file_layers(path):
-    """A single DICOM file: a DICOM-SEG becomes labels on its own grid; a multi-frame image opens as
+    """A single DICOM file: a DICOM-SEG becomes labels on its source series or its own grid; a multi-frame image opens as
     a volume; a single slice opens the whole series it belongs to (when the folder holds it)."""
     from napari_sam_mis.io import read_labels, read_volume
     from napari_sam_mis.io.dicom import _read_header, is_seg
-    from napari_sam_mis.io.dicom_seg import seg_grid
+    from napari_sam_mis.io.dicom_seg import seg_grid, source_volume
 
     p = Path(path[0] if isinstance(path, (list, tuple)) else path)
     ds = _read_header(p)
-    if is_seg(ds):
-        grid = seg_grid(p)
+    if is_seg(ds):  # on its source series when that lies beside it (so it saves back as SEG), else its own grid
+        grid = source_volume(p) or seg_grid(p)
         return labels_layers(read_labels(p, grid), grid, p.stem)
     if int(ds.get("NumberOfFrames", 1) or 1) == 1 and ds.get("SeriesInstanceUID"):
         vol = read_volume(p.parent, series=str(ds.SeriesInstanceUID))

@@ -110,7 +110,7 @@ class AnnotateWidget(QWidget):
         current = self.settings.set_choices(self.settings.image_combo, images)
         if not current and images:
             self._on_image_changed()
-        labels = fitting_labels_layers(self.viewer, self._grid_shape(), own)
+        labels = fitting_labels_layers(self.viewer, self.image_layer, self._grid_shape(), own)
         self.settings.set_choices(self.settings.labels_combo, labels)
         if self.labels_layer is not None and self.labels_layer.name not in labels:
             self._on_labels_layer_changed()

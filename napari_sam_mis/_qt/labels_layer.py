@@ -9,15 +9,22 @@ from napari_sam_mis._napari import layers as L
 from napari_sam_mis._napari.keys import ROLE_KEY, SEGMENTS_KEY
 
 
-def fitting_labels_layers(viewer, grid_shape, own_layers) -> list[str]:
-    """Names of the labels layers on the image's grid, without this plugin's own layers."""
+def fitting_labels_layers(viewer, image_layer, grid_shape, own_layers) -> list[str]:
+    """Names of the labels layers on the image's grid (same shape, and each voxel index at the same
+    place in the world), without this plugin's own layers."""
     import napari.layers as nl
 
     if grid_shape is None:
         return []
     return [lyr.name for lyr in viewer.layers
             if isinstance(lyr, nl.Labels) and lyr not in own_layers and ROLE_KEY not in lyr.metadata
-            and tuple(lyr.data.shape) == grid_shape]
+            and tuple(lyr.data.shape) == grid_shape and _same_placement(lyr, image_layer, grid_shape)]
+
+
+def _same_placement(layer, image_layer, grid_shape) -> bool:
+    """The grid's corner voxels land on the same world points in both layers (within 0.01 mm)."""
+    corners = np.array(np.meshgrid(*[(0, n - 1) for n in grid_shape], indexing="ij")).reshape(len(grid_shape), -1).T
+    return all(np.allclose(layer.data_to_world(c), image_layer.data_to_world(c), atol=1e-2) for c in corners)
 
 
 def add_labels_layer(viewer, image_layer, grid_shape, below):

@@ -187,3 +187,28 @@ def seg_grid(path) -> Volume:
         raise InputError(p, f"this DICOM-SEG has no regular 3D geometry ({exc})") from exc
     return Volume(np.zeros(vol.array.shape[:3], np.uint8), spacing=tuple(float(s) for s in vol.spacing),
                   affine=LPS_TO_RAS @ np.asarray(vol.affine), modality="OT", source=str(p))
+
+
+def source_volume(path) -> Volume | None:
+    """The image series a DICOM-SEG references, when it lies beside the SEG (in its folder or a
+    folder inside that), read as a Volume; None when it is not there. The SEG then opens on the
+    whole series, and can be saved back as DICOM-SEG."""
+    import warnings
+
+    from napari_sam_mis.io.dicom import list_series, read_series
+
+    p = Path(path)
+    wanted = {str(item.get("SeriesInstanceUID", "")) for item in _read(p).get("ReferencedSeriesSequence", [])} - {""}
+    if not wanted:
+        return None
+    folders = [p.parent, *sorted(d for d in p.parent.iterdir() if d.is_dir() and not d.name.startswith("."))]
+    for folder in folders:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the SEG itself and other files are skipped
+            try:
+                found = [s for s in list_series(folder) if s.uid in wanted]
+            except (InputError, OSError):
+                continue
+        if found:
+            return read_series(folder, series=found[0].uid)
+    return None
