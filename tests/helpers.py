@@ -41,3 +41,21 @@ def tiny_sam(decoder_depth: int = 1):
     dec = MaskDecoder(num_multimask_outputs=3, transformer=transformer, transformer_dim=256, iou_head_depth=1,
                       iou_head_hidden_dim=32)
     return Sam(enc, prompt_encoder, dec).eval()
+
+
+class _RunsCode:
+    """Unpickling it creates ``marker``: what a malicious checkpoint would do (run code on load)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def malicious_checkpoint(path: Path, marker: Path, wrap=lambda payload: {"model": payload}) -> Path:
+    """A torch file whose unpickling would create ``marker``; ``wrap`` shapes it like a real one."""
+    import torch
+
+    torch.save(wrap({"weight": _RunsCode(marker)}), str(path))
+    return path

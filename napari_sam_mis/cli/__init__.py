@@ -39,7 +39,8 @@ def main(argv=None) -> int:
 
 
 def _error(message: str) -> int:
-    print(f"napari-sam-mis: error: {message}", file=sys.stderr)
+    one_line = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"napari-sam-mis: error: {one_line}", file=sys.stderr)
     return 2
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_sam_mis.io.atomic import remove_stale_temps, write_bytes_atomic
+from napari_sam_mis.errors import InputError
+from napari_sam_mis.io.atomic import file_in_the_way, remove_stale_temps, write_bytes_atomic
 from napari_sam_mis.model.slices import SliceGeometry
 
 CACHE_ENV = "NAPARI_SAM_MIS_CACHE"
@@ -132,6 +133,10 @@ class EmbeddingStore:
                 "shape": list(self.shape), "dtype": STORE_DTYPE}
 
     def _open(self) -> None:
+        in_the_way = file_in_the_way(self.dir.parent)
+        if in_the_way is not None:
+            raise InputError(in_the_way, f"is a file, so the embedding cache folder {self.dir.parent} can't be "
+                                         f"created; give a folder (--cache-dir or ${CACHE_ENV})")
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -87,6 +87,20 @@ def remove_stale_temps(folder, target: str | None = None) -> int:
     return removed
 
 
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file that lies where ``folder`` (or a folder above it) should be, if any."""
+    first = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return first if first is not None and not first.is_dir() else None
+
+
+def _make_folder_of(out: Path) -> None:
+    """Create ``out``'s folder; a file lying in the way is named as the problem."""
+    blocker = file_in_the_way(out.parent)
+    if blocker is not None:
+        raise NotADirectoryError(20, f"is a file, so {out.name} can't be written inside it", str(blocker))
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
 def _temp_beside(out: Path) -> Path:
     suffix = "".join(out.suffixes[-2:]) if out.name.lower().endswith(".nii.gz") else out.suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.{_HOST}-{os.getpid()}.", suffix=f".tmp{suffix}", dir=out.parent)
@@ -95,20 +109,36 @@ def _temp_beside(out: Path) -> Path:
     return Path(tmp)
 
 
+def naming(exc: OSError, path, always: bool = False) -> OSError:
+    """``exc`` as the same kind of OSError naming ``path``: a failed write (a full disk) names no
+    file, a failed temporary file names a hidden one; the user wants to know which output failed.
+    Unless ``always``, an error that names a file of the user's is kept."""
+    named = exc.filename2 is not None or (exc.filename is not None and _TEMP.match(Path(exc.filename).name) is None)
+    if named and not always:
+        return exc  # e.g. a rename's error, which names its destination
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))  # picks the subclass of errno
+
+
 @contextmanager
 def atomic_paths(paths):
     """Yield temporary paths beside ``paths`` (same extensions); when the block succeeds, each
-    replaces its path, all written before any is renamed. On failure nothing is replaced."""
+    replaces its path, all written before any is renamed. On failure nothing is replaced; an
+    OSError names the output (the first, when several are written as a unit)."""
     outs = [Path(p) for p in paths]
     temps = []
     try:
         for out in outs:
-            out.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder_of(out)
             remove_stale_temps(out.parent, out.name)  # left by a killed write of the same file
             temps.append(_temp_beside(out))
         yield temps
         for tmp, out in zip(temps, outs):
             os.replace(tmp, out)
+    except OSError as exc:
+        named = naming(exc, outs[0] if outs else "")
+        if named is exc:
+            raise
+        raise named from exc
     finally:
         for tmp in temps:
             if tmp.exists():

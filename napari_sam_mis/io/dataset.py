@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_sam_mis.errors import InputError
-from napari_sam_mis.io.atomic import default_mode
+from napari_sam_mis.io.atomic import default_mode, naming
 from napari_sam_mis.io.segments import Labels, make_segments
 from napari_sam_mis.volume import Volume
 
@@ -41,6 +41,33 @@ def _load_case(image, labels, segments, allow_other_frame: bool = False) -> tupl
     return vol, arr, names, where
 
 
+def class_numbers(names_per_case: list[dict[int, str]]) -> dict[str, int]:
+    """The dataset's classes: each label name once, numbered 1..N in the order of the smallest
+    value it has in any case."""
+    first_value: dict[str, int] = {}
+    for names in names_per_case:
+        for value, label_name in names.items():
+            first_value[label_name] = min(value, first_value.get(label_name, value))
+    order = sorted(first_value, key=lambda n: (first_value[n], n))
+    return {n: i for i, n in enumerate(order, start=1)}
+
+
+def _check_names_match(loaded: list) -> None:
+    """A value without a name ("label N") in one case that another case names would split one
+    organ into two classes: refuse, and say how to name it."""
+    named: dict[int, set[str]] = {}
+    for _, _, names, _ in loaded:
+        for v, n in names.items():
+            if n != f"label {v}":
+                named.setdefault(v, set()).add(n)
+    for _, _, names, where in loaded:
+        clash = {v: sorted(named[v]) for v, n in names.items() if n == f"label {v}" and v in named}
+        if clash:
+            said = "; ".join(f"value {v} is {' or '.join(ns)} elsewhere" for v, ns in clash.items())
+            raise InputError(where, f"has labels without a name that other cases name ({said}); name them "
+                                    "(a .json sidecar, or --label VALUE=NAME) so that each organ is one class")
+
+
 def export_nnunet_dataset(cases, output_dir, *, dataset_id: int, name: str, segments=None,
                           overwrite: bool = False, allow_other_frame: bool = False) -> Path:
     """Write ``cases`` (pairs of image and labels: paths, or a Volume and an array/Labels) as
@@ -50,8 +77,6 @@ def export_nnunet_dataset(cases, output_dir, *, dataset_id: int, name: str, segm
     "label N") and renumbered 1..N consistently. Each case's labels must lie on its image's grid
     (and a DICOM-SEG in its frame of reference, unless ``allow_other_frame``).
     """
-    from napari_sam_mis.io.nifti import write_nifti
-
     if not (1 <= int(dataset_id) <= 999) or not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
         raise InputError(name, "dataset id must be 1..999 and the name letters, digits, '_' or '-'")
     loaded = [_load_case(image, labels, segments, allow_other_frame) for image, labels in cases]
@@ -63,12 +88,8 @@ def export_nnunet_dataset(cases, output_dir, *, dataset_id: int, name: str, segm
     if len({vol.shape[0] == 1 for vol, *_ in loaded}) > 1:
         raise InputError(output_dir, "cases mix 2D (single-slice) and 3D grids; export them as separate datasets")
 
-    first_value: dict[str, int] = {}
-    for _, _, names, _ in loaded:
-        for value, label_name in names.items():
-            first_value[label_name] = min(value, first_value.get(label_name, value))
-    order = sorted(first_value, key=lambda n: (first_value[n], n))
-    number = {n: i for i, n in enumerate(order, start=1)}
+    _check_names_match(loaded)
+    number = class_numbers([names for _, _, names, _ in loaded])
 
     out = Path(output_dir) / f"Dataset{int(dataset_id):03d}_{name}"
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -80,8 +101,19 @@ def export_nnunet_dataset(cases, output_dir, *, dataset_id: int, name: str, segm
         for src in (Path(x).expanduser().resolve() for x in sources if x):
             if src == out.resolve() or out.resolve() in src.parents:
                 raise InputError(out, f"holds {src}, a source of the export; choose another output folder")
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=output_dir))
+    try:
+        _write_dataset(out, loaded, name, number, modalities)
+    except OSError as exc:  # a full disk or a read-only folder: name the dataset, not a hidden temporary
+        raise naming(exc, out, always=True) from exc
+    return out
+
+
+def _write_dataset(out: Path, loaded: list, name: str, number: dict, modalities: set) -> None:
+    """Write the dataset into a hidden folder beside ``out``, then put it in ``out``'s place."""
+    from napari_sam_mis.io.nifti import write_nifti
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     os.chmod(tmp, default_mode(folder=True))
     try:
         for i, (vol, arr, names, _) in enumerate(loaded, start=1):
@@ -106,4 +138,3 @@ def export_nnunet_dataset(cases, output_dir, *, dataset_id: int, name: str, segm
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return out

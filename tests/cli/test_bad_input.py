@@ -12,7 +12,7 @@ import pytest
 
 from napari_sam_mis.cli import main
 
-from ..helpers import DATA, SPLEEN_CT, SPLEEN_LABEL, need
+from ..helpers import DATA, SPLEEN_CT, need
 
 SPINE_T1 = DATA / "sct_spine_mr" / "t1w.nii.gz"
 
@@ -33,17 +33,6 @@ def _assert_clear_error(code, err, *names):
     assert len(lines) == 1 and "Traceback" not in err, err
     for name in names:
         assert str(name) in lines[0], (name, lines[0])
-
-
-@pytest.fixture
-def spleen_copy(tmp_path):
-    """The spleen CT and label in a folder of the test's own."""
-    folder = tmp_path / "case"
-    folder.mkdir()
-    ct, label = folder / "ct.nii.gz", folder / "label.nii.gz"
-    shutil.copy(need(SPLEEN_CT), ct)
-    shutil.copy(need(SPLEEN_LABEL), label)
-    return ct, label
 
 
 def _box(*box):
@@ -73,6 +62,21 @@ def test_segment_arguments_are_checked_before_the_model_runs(case, spleen_copy, 
     code, err = _run(capsys, ["segment", ct, *argv, "--out", out])
     _assert_clear_error(code, err)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("window", [("40", "0"), ("40", "nan"), ("nan", "400"), ("40", "-inf")],
+                         ids=["width 0", "width NaN", "level NaN", "width -Inf"])
+def test_embed_refuses_a_window_without_a_finite_level_and_positive_width(window, spleen_copy, tmp_path, capsys,
+                                                                          monkeypatch):
+    from napari_sam_mis.model.engine import SamEngine
+
+    monkeypatch.setattr(SamEngine, "load", lambda *a, **k: pytest.fail("the model was loaded for a bad window"))
+    ct, _ = spleen_copy
+    cache = tmp_path / "cache"
+    level, width = window
+    code, err = _run(capsys, ["embed", ct, f"--level={level}", f"--width={width}", "--cache-dir", cache])
+    _assert_clear_error(code, err, "--level/--width")
+    assert not cache.exists(), "nothing is embedded with a NaN window"
 
 
 def test_eval_json_never_overwrites_the_image_or_its_labels(spleen_copy, capsys):
@@ -117,13 +121,15 @@ def test_an_output_path_that_is_a_folder_is_a_clear_error(spleen_copy, tmp_path,
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-@pytest.mark.parametrize("fault", ["NaN voxel", "all NaN", "NaN pixdim"])
+@pytest.mark.parametrize("fault", ["NaN voxel", "+Inf voxel", "all NaN", "NaN pixdim", "NaN voxel, export-dataset"])
 def test_nifti_with_non_finite_values_or_geometry_is_refused(fault, tmp_path, capsys):
     data = np.full((8, 9, 4), 50.0, np.float32)
     data[0, 0, 0] = -1000.0
     affine = np.eye(4)
-    if fault == "NaN voxel":
+    if fault.startswith("NaN voxel"):
         data[3, 3, 1] = np.nan
+    elif fault == "+Inf voxel":
+        data[3, 3, 1] = np.inf
     elif fault == "all NaN":
         data[:] = np.nan
     img = nib.Nifti1Image(data, affine)
@@ -131,8 +137,15 @@ def test_nifti_with_non_finite_values_or_geometry_is_refused(fault, tmp_path, ca
         img.header["pixdim"][3] = np.nan
     path = tmp_path / "broken.nii.gz"
     nib.save(img, str(path))
-    code, err = _run(capsys, ["segment", path, "--box", 1, 1, 1, 6, 6, "--out", tmp_path / "o.nii.gz"])
+    if fault.endswith("export-dataset"):
+        labels = tmp_path / "labels.nii.gz"
+        nib.save(nib.Nifti1Image(np.ones(data.shape, np.uint8), affine), str(labels))
+        argv = ["export-dataset", "--case", path, labels, "--out", tmp_path / "raw", "--id", 4, "--name", "N"]
+    else:
+        argv = ["segment", path, "--box", 1, 1, 1, 6, 6, "--out", tmp_path / "o.nii.gz"]
+    code, err = _run(capsys, argv)
     _assert_clear_error(code, err, "broken.nii.gz")
+    assert not (tmp_path / "o.nii.gz").exists() and not (tmp_path / "raw").exists()
 
 
 def test_mr_in_nifti_gets_the_mr_window_and_the_cli_says_why(capsys):
@@ -225,15 +238,18 @@ def test_only_stale_temporary_files_are_removed(tmp_path):
     assert not stale.exists() and live.exists() and (tmp_path / "x.npy").read_bytes() == b"data"
 
 
-def test_extreme_slice_shapes_and_voxel_sizes(tmp_path, capsys):
+@pytest.mark.parametrize("case", ["3000 x 2 slice", "1e-4 mm pixels"])
+def test_extreme_slice_shapes_and_voxel_sizes(case, tmp_path, capsys):
     """A 3000 x 2 slice is segmented; voxel sizes that would make a huge resampled slice are refused."""
-    thin = tmp_path / "thin.nii.gz"
-    data = np.full((2, 3000, 1), -1000.0, np.float32)  # NIfTI (x, y, z): one 3000 x 2 axial slice
-    data[:, 1000:2000] = 40.0
-    nib.save(nib.Nifti1Image(data, np.eye(4)), str(thin))
-    code = main(["segment", str(thin), "--box", "0", "900", "0", "2100", "1", "--out", str(tmp_path / "t.nii.gz"),
-                 "--device", "cpu"])
-    assert code == 0, capsys.readouterr().err
+    if case == "3000 x 2 slice":
+        thin = tmp_path / "thin.nii.gz"
+        data = np.full((2, 3000, 1), -1000.0, np.float32)  # NIfTI (x, y, z): one 3000 x 2 axial slice
+        data[:, 1000:2000] = 40.0
+        nib.save(nib.Nifti1Image(data, np.eye(4)), str(thin))
+        code = main(["segment", str(thin), "--box", "0", "900", "0", "2100", "1", "--out", str(tmp_path / "t.nii.gz"),
+                     "--device", "cpu"])
+        assert code == 0, capsys.readouterr().err
+        return
     tiny = tmp_path / "tiny.nii.gz"
     nib.save(nib.Nifti1Image(np.full((64, 64, 8), -1000.0, np.float32), np.diag([1e-4, 1e-4, 5.0, 1.0])), str(tiny))
     code, err = _run(capsys, ["embed", tiny, "--axis", "1", "--device", "cpu"])

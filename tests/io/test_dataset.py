@@ -77,3 +77,19 @@ def test_cli_subcommand(tmp_path, capsys):
     assert args.func(args) == 0
     out = Path(capsys.readouterr().out.strip())
     assert json.loads((out / "dataset.json").read_text())["labels"] == {"background": 0, "spleen": 1}
+
+
+def test_an_unnamed_label_that_another_case_names_is_refused(tmp_path):
+    """One case with a names file, one without: the organ must not become two classes."""
+    vol = read_volume(SPLEEN / "spleen2_ct.nii.gz")
+    mask = np.zeros(vol.shape, np.uint8)
+    mask[5, 10:20, 10:20] = 1
+    write_labels(mask, vol, tmp_path / "named.nii.gz", segments={1: "spleen"})
+    unnamed = tmp_path / "unnamed.nii.gz"
+    write_labels(mask, vol, unnamed)
+    (tmp_path / "unnamed.json").unlink()
+    with pytest.raises(InputError, match=r"unnamed.nii.gz: .*value 1 is spleen elsewhere"):
+        export_nnunet_dataset([(vol, tmp_path / "named.nii.gz"), (vol, unnamed)], tmp_path / "raw", dataset_id=4, name="S")
+    out = export_nnunet_dataset([(vol, tmp_path / "named.nii.gz"), (vol, unnamed)], tmp_path / "raw", dataset_id=4,
+                                name="S", segments={1: "spleen"})  # named for all cases: one class
+    assert json.loads((out / "dataset.json").read_text())["labels"] == {"background": 0, "spleen": 1}

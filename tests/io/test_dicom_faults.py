@@ -25,14 +25,17 @@ def _series_with(tmp_path, change):
     return target
 
 
-@pytest.mark.parametrize("fault, message", [
+FAULTS = [
     ("no ImagePositionPatient", "lacks ImagePositionPatient"),
     ("no ImageOrientationPatient", "differs from the other 2 slices .*ImageOrientationPatient None"),
-    ("a tilted slice", "differs from the other 2 slices .* orientation"),
+    ("a tilted slice", "differs from the other 2 slices .* orientation.* move 02.dcm out of the folder"),
     ("no PixelSpacing", "lacks PixelSpacing"),
     ("another PixelSpacing", "has PixelSpacing"),
     ("zero PixelSpacing", "PixelSpacing must be positive"),
-])
+]
+
+
+@pytest.mark.parametrize("fault, message", FAULTS, ids=[fault for fault, _ in FAULTS])
 def test_a_slice_with_faulty_geometry_is_named(fault, message, tmp_path):
     def change(ds):
         if fault.startswith("no "):
@@ -66,3 +69,20 @@ def test_cli_series_option_picks_one_of_several(tmp_path, capsys):
     code = main(["embed", str(folder), "--series", "copy", "--level", "40", "--width", "0"])
     err = capsys.readouterr().err
     assert code == 2 and "--level/--width" in err  # the series was read: the bad window is what stops it
+
+
+def test_an_extra_tilted_slice_is_named_with_the_way_to_open_the_rest(tmp_path, capsys):
+    """A slice of another orientation in the series (a localizer, say): the error names it and says
+    how to open the others, and doing so opens the regular volume."""
+    for f in sorted(need(DCMQI_CT).iterdir()):
+        shutil.copy(f, tmp_path / f.name)
+    ds = pydicom.dcmread(tmp_path / "02.dcm")
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 0.9962, -0.0872]
+    ds.SOPInstanceUID = ds.SOPInstanceUID + ".9"
+    ds.save_as(tmp_path / "localizer.dcm")
+    code = main(["embed", str(tmp_path), "--level", "40", "--width", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "localizer.dcm: differs from the other 3 slices" in err and "move localizer.dcm out of the folder" in err
+    (tmp_path / "localizer.dcm").rename(tmp_path.parent / f"{tmp_path.name}_localizer.dcm")
+    assert read_volume(tmp_path).shape == read_volume(DCMQI_CT).shape

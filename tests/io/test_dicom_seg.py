@@ -132,6 +132,18 @@ def test_damaged_seg_is_refused(ct, tmp_path):
 
 
 @needs_dciodvfy
+def test_255_segments_with_ascii_names_give_a_valid_seg(ct, tmp_path):
+    import pydicom
+
+    labels = np.zeros(ct.shape, np.uint8)
+    for value in range(1, 256):  # a 4 x 10 patch per value, spread over the 3 slices
+        labels[value % 3, (value // 3) * 5:(value // 3) * 5 + 4, 10:20] = value
+    out = write_labels(labels, ct, tmp_path / "seg.dcm", segments={v: f"structure {v}" for v in range(1, 256)})[0]
+    assert dciodvfy_errors(out) == []
+    assert len(pydicom.dcmread(out).SegmentSequence) == 255
+
+
+@needs_dciodvfy
 def test_names_in_any_script_survive_in_a_valid_seg(ct, tmp_path):
     labels = nrrd_labels("liver_spine_seg.nrrd")
     names = {1: "肝臓 (liver)", 2: "Wirbelsäule"}

@@ -39,7 +39,8 @@ def test_mr_nrrd_is_inferred_as_mr():
 
 
 @pytest.mark.parametrize("content", [b"", b"NRRD0004\n# truncated header", b"NRRD0004\ntype: short\ndimension: 3\n"
-                                     b"sizes: 4 4 4\nencoding: raw\n\n\x00\x01"])
+                                     b"sizes: 4 4 4\nencoding: raw\n\n\x00\x01"],
+                         ids=["empty file", "truncated header", "data cut short"])
 def test_broken_nrrd_names_the_file(tmp_path, content):
     bad = tmp_path / "broken.nrrd"
     bad.write_bytes(content)

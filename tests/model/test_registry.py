@@ -8,6 +8,8 @@ from napari_sam_mis.model.build import build_model
 from napari_sam_mis.model.engine import SamEngine
 from napari_sam_mis.model.registry import REGISTRY, get_spec
 
+from ..helpers import malicious_checkpoint
+
 
 def test_registry_names():
     assert {"litemedsam", "sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b"} <= set(REGISTRY)
@@ -36,6 +38,35 @@ def test_garbage_checkpoint(tmp_path):
     path.write_bytes(b"this is not a checkpoint")
     with pytest.raises(ModelError, match="broken.pth is not a readable PyTorch checkpoint"):
         build_model("sam_vit_b", path)
+
+
+@pytest.mark.parametrize("loader", ["sam_vit_b checkpoint", "litemedsam checkpoint", "litemedsam_clicks weights"])
+def test_a_checkpoint_whose_pickle_runs_code_is_refused_unrun(loader, tmp_path):
+    marker = tmp_path / "code_ran"
+    path = malicious_checkpoint(tmp_path / "evil.pt", marker)
+    name = loader.split()[0]
+    with pytest.raises(ModelError, match=r"evil.pt is not a readable .*could run code") as info:
+        if loader.endswith("weights"):
+            SamEngine.load(name, checkpoint=str(path), device="cpu")
+        else:
+            build_model(name, path)
+    assert "\n" not in str(info.value) and not marker.exists()
+
+
+def test_every_torch_load_reads_tensors_only():
+    """Each ``torch.load`` in the package passes weights_only=True: no checkpoint can run code."""
+    import ast
+    from pathlib import Path
+
+    import napari_sam_mis
+
+    calls = []
+    for source in Path(napari_sam_mis.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load":
+                safe = any(k.arg == "weights_only" and getattr(k.value, "value", None) is True for k in node.keywords)
+                calls.append((f"{source.name}:{node.lineno}", safe))
+    assert calls and all(safe for _, safe in calls), calls
 
 
 def test_mismatched_checkpoint_says_what_it_is(tmp_path, lite_engine):

@@ -14,7 +14,7 @@ from napari_sam_mis.training.recipe import Recipe
 from napari_sam_mis.training.sources import read_sources
 from napari_sam_mis.training.train_set import build_train_set
 
-from ..helpers import SAMMED2D, SPLEEN_CT, SPLEEN_LABEL, need
+from ..helpers import SAMMED2D, SPLEEN_CT, SPLEEN_LABEL, malicious_checkpoint, need
 
 TINY = dict(batch=2, lr=1e-4, warmup=2, checkpoint_every=2)
 
@@ -157,7 +157,7 @@ def test_bad_data_items_name_the_path(tmp_path):
         read_sources([str(tmp_path)])
 
 
-@pytest.mark.parametrize("fault", ["truncated", "foreign", "not a checkpoint"])
+@pytest.mark.parametrize("fault", ["truncated", "foreign", "not a checkpoint", "code in the pickle"])
 def test_resume_from_a_bad_checkpoint_names_it(fault, tiny_set, lite_engine, tmp_path):
     from napari_sam_mis.errors import SamMisError
 
@@ -168,10 +168,13 @@ def test_resume_from_a_bad_checkpoint_names_it(fault, tiny_set, lite_engine, tmp
         ckpt.write_bytes(ckpt.read_bytes()[:5000])
     elif fault == "foreign":
         torch.save({"model": {"w": torch.zeros(2)}}, str(ckpt))
-    else:
+    elif fault == "not a checkpoint":
         ckpt.write_text("hello")
-    with pytest.raises(SamMisError, match=f"{CHECKPOINT_NAME} is not a"):
+    else:
+        malicious_checkpoint(ckpt, tmp_path / "code_ran", wrap=lambda payload: {"step": 2, "mask_decoder": payload})
+    with pytest.raises(SamMisError, match=f"{CHECKPOINT_NAME} is not a") as info:
         train(tiny_set, lite_engine, Recipe(steps=3, seed=3, **TINY), tmp_path, resume=True)
+    assert "\n" not in str(info.value) and not (tmp_path / "code_ran").exists()
 
 
 def test_a_damaged_training_cache_is_rebuilt(lite_engine, tmp_path):
