@@ -1,6 +1,7 @@
 """Screenshots for the docs: the widget docked beside the spleen CT with a box prompt and its mask,
-the committed slice, one click on another slice, then the volume propagated from the box; and
-one click on a DeepLesion lesion.
+the committed slice, one click on another slice, then the volume propagated from the box, and the
+session restored when the image is opened again; one click on a DeepLesion lesion; the three
+planes with their orientation letters.
 Run under a (virtual) display:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/take_screenshots.py [OUT_DIR]
@@ -97,8 +98,48 @@ def main(out_dir: Path) -> None:
     wait(app, lambda: sum(st.voxels for st in widget.label_table.stats) == committed)
     close_toasts(viewer)
     viewer.screenshot(str(out_dir / "widget_label_table.png"), canvas_only=False)
+    viewer.close()  # the session is saved on the way out
+
+    viewer = napari.Viewer(title="napari-sam-mis")
+    viewer.window._qt_window.resize(1500, 950)
+    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name="spleen2_ct")
+    viewer.dims.set_current_step(0, Z - 6)
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    wait(app, lambda: widget.labels_layer is not None and widget.labels_layer.data.any())
+    close_toasts(viewer)
+    viewer.screenshot(str(out_dir / "widget_session_restored.png"), canvas_only=False)
     viewer.close()
     lesion_click(out_dir)
+    three_views(out_dir)
+
+
+def three_views(out_dir: Path) -> None:
+    """Axial, coronal and sagittal canvases of the spleen CT opened with the reader, side by side."""
+    import napari
+    from PIL import Image
+
+    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+
+    viewer = napari.Viewer(title="napari-sam-mis")
+    viewer.window._qt_window.resize(1500, 950)
+    viewer.open(str(SPLEEN / "spleen2_ct.nii.gz"), plugin="napari-sam-mis")
+    viewer.open(str(SPLEEN / "spleen2_label.nii.gz"), plugin="napari-sam-mis")
+    viewer.layers[-1].opacity = 0.4
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    widget.embedding.cancel()
+    shots = []
+    for plane in ("Axial", "Coronal", "Sagittal"):
+        widget.views.show_plane(plane)
+        viewer.dims.set_point(viewer.dims.order[0], viewer.layers[-1].data_to_world(
+            np.argwhere(viewer.layers[-1].data > 0).mean(axis=0))[viewer.dims.order[0]])
+        viewer.reset_view()
+        close_toasts(viewer)
+        shots.append(viewer.screenshot(canvas_only=True))
+    height = min(s.shape[0] for s in shots)
+    Image.fromarray(np.hstack([s[:height] for s in shots])).save(out_dir / "views_three_planes.png")
+    viewer.close()
 
 
 def lesion_click(out_dir: Path) -> None:
@@ -134,4 +175,8 @@ def lesion_click(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
+    import os
+    import tempfile
+
+    os.environ["NAPARI_SAM_MIS_SESSIONS"] = tempfile.mkdtemp()  # never the user's own sessions
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "images")

@@ -3,7 +3,7 @@ napari nor Qt, and no module imports one that imports it back."""
 import subprocess
 import sys
 
-QT_FREE = ("io", "model", "embeddings", "annotate", "evaluation", "training", "cli")
+QT_FREE = ("io", "model", "embeddings", "annotate", "evaluation", "training", "batch", "cli")
 CODE = r"""
 import importlib, pkgutil, sys
 import napari_sam_mis.volume, napari_sam_mis.errors
@@ -27,7 +27,7 @@ def test_package_import_is_light():
     assert out.stdout.strip() == "False"
 
 
-LAYERS = ("volume errors", "io", "model", "embeddings", "annotate", "evaluation", "training", "_napari", "_qt",
+LAYERS = ("volume errors", "io", "model", "embeddings", "annotate", "evaluation", "training", "batch", "_napari", "_qt",
           "cli __main__")
 
 

@@ -159,6 +159,7 @@ class AnnotateWidget(QWidget):
         self.image_layer = layer
         self.volume = volume
         self.image_info.show_volume(volume, layer.name)
+        self.settings.fit_to(volume)
         self.is3d = layer.ndim == 3
         self.prompts = PromptController(self.viewer, layer, self._grid_shape(), self.label_list,
                                        lambda: (self.decode_current(), self.autosave.schedule()))

@@ -45,11 +45,14 @@ class CommitController:
         if out is None:
             show_info(f"SAM: nothing to {'redo' if redo else 'undo'}")
             return
-        _, conflicts = out
+        commit, conflicts = out
         labels_layer.refresh()
         self.on_change()
+        said = f"SAM: {'redid' if redo else 'undid'} the commit of {commit.describe()}"
         if conflicts:
-            show_warning(f"SAM: {conflicts} voxels were edited since and were left as they are")
+            show_warning(f"{said}; {conflicts} voxels were edited since and were left as they are")
+        else:
+            show_info(said)
 
     def clear(self) -> None:
         self.history.clear()

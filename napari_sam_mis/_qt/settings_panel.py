@@ -77,6 +77,7 @@ class SettingsPanel(QWidget):
         form.addRow("window", self.window_combo)
         form.addRow("level / width", lw_row)
         form.addRow("labels", self.labels_combo)
+        self._display_values = False  # the image holds display values (PNG, RGB): no window to choose
         self._update_enabled()
 
         self.image_combo.currentIndexChanged.connect(lambda _: self.image_changed.emit())
@@ -143,6 +144,11 @@ class SettingsPanel(QWidget):
         self._update_enabled()
         self.window_changed.emit()
 
+    def fit_to(self, volume) -> None:
+        """Offer the modality and the CT windows only for images in scanner units (not PNG/RGB)."""
+        self._display_values = bool(volume.windowed)
+        self._update_enabled()
+
     def apply_contrast(self, image_layer, volume) -> None:
         """Show a CT image in the chosen level/width window (MR and RGB keep napari's own limits)."""
         try:
@@ -183,9 +189,12 @@ class SettingsPanel(QWidget):
         needs_ckpt = REGISTRY[self.model_name].needs_checkpoint
         self.checkpoint_edit.setEnabled(needs_ckpt)
         self.checkpoint_btn.setEnabled(needs_ckpt)
-        custom = self.window_combo.currentText() == CUSTOM
+        scanner_units = not self._display_values
+        custom = scanner_units and self.window_combo.currentText() == CUSTOM
         self.level_spin.setEnabled(custom)
         self.width_spin.setEnabled(custom)
+        for combo in (self.window_combo, self.modality_combo):
+            combo.setEnabled(scanner_units)  # display values (0-255) are seen as they are
 
     def _on_model(self, _=None) -> None:
         self._update_enabled()

@@ -24,6 +24,11 @@ class Commit:
     def n_changed(self) -> int:
         return int(self.flat.size)
 
+    def describe(self) -> str:
+        """"label 2 on slice 15, 412 voxels": what a person is told it undid or redid."""
+        z = next((k for k in self.key if isinstance(k, int)), None)
+        return f"label {self.label}{'' if z is None else f' on slice {z}'}, {self.n_changed} voxels"
+
 
 @dataclass
 class CommitResult:

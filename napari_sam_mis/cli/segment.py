@@ -45,7 +45,7 @@ def run_segment(args) -> int:
     import numpy as np
 
     from napari_sam_mis.annotate.prompts import Prompt
-    from napari_sam_mis.annotate.propagate import DOWN, UP, propagate
+    from napari_sam_mis.annotate.volume_segment import check_prompt, segment_volume
     from napari_sam_mis.io import write_labels
 
     if not 1 <= args.label <= 255:
@@ -57,37 +57,24 @@ def run_segment(args) -> int:
     if len(slices) != 1:
         raise SamMisError("give a --box and/or --point prompts, all on the same slice Z")
     z = slices.pop()
-    if not 0 <= z < volume.n_slices:
-        raise SamMisError(f"slice {z} is outside the image (0..{volume.n_slices - 1})")
-    rows, cols = volume.shape[1:]
-    for r, c in [rc for _, rc, _ in points] + ([tuple(args.box[1:3]), tuple(args.box[3:5])] if args.box else []):
-        if not (0 <= r <= rows - 1 and 0 <= c <= cols - 1):  # NaN fails too
-            raise SamMisError(f"{args.image}: position (row {r:g}, col {c:g}) lies outside the slice "
-                              f"(rows 0..{rows - 1}, cols 0..{cols - 1})")
-    if any(lab not in (0, 1) for _, _, lab in points):
-        raise SamMisError("--point LABEL is 1 (positive) or 0 (negative)")
     prompt = Prompt(
         points=[rc for _, rc, _ in points], labels=[lab for _, _, lab in points],
         box=tuple(args.box[1:]) if args.box else None,
     )
+    check_prompt(volume, z, prompt, args.image)
     if str(args.out).lower().endswith(".dcm"):  # refused before the model runs, not after
         from napari_sam_mis.io.dicom_seg import check_seg_source
 
         check_seg_source(volume, args.out, args.new_uids)
     session = session_from_args(args, volume)
-    start = session.segment(z, prompt)
     low, high = args.slices if args.slices else (None, None)
-    masks, stops = {z: start.mask}, {}
-    if args.propagate:
-        for direction, limit, word in ((UP, high, "up"), (DOWN, low, "down")):
-            run = propagate(session, z, start, direction, limit)
-            masks.update((r.z, r.mask) for r in run)
-            stops[word] = run.stop.message
-            print(f"propagation {word}: {run.stop.message}", file=sys.stderr)
+    result = segment_volume(session, z, prompt, through=args.propagate, low=low, high=high)
+    for word, stop in result.stops.items():
+        print(f"propagation {word}: {stop.message}", file=sys.stderr)
     labels = np.zeros(volume.shape, np.uint8)
-    for zz, m in masks.items():
-        labels[zz][m] = args.label
+    result.paint(labels, args.label)
     written = write_labels(labels, volume, args.out, segments={args.label: args.name}, new_uids=args.new_uids)
-    out = {"written": [str(p) for p in written], "slices": sorted(masks), "voxels": int((labels > 0).sum())}
+    out = {"written": [str(p) for p in written], "slices": sorted(result.masks), "voxels": int((labels > 0).sum())}
+    stops = {word: stop.message for word, stop in result.stops.items()}
     print(json.dumps({**out, "stops": stops} if stops else out))
     return 0

@@ -64,6 +64,8 @@ def test_history_undo_redo_several_levels_and_conflicts():
     # 2D images: key ()
     img = np.zeros((4, 4), np.uint8)
     c = commit_mask(img, (), np.ones((4, 4), bool), 5).commit
+    assert c.describe() == "label 5, 16 voxels"
+    assert commit_mask(arr, (1,), np.ones((5, 5), bool), 7, overwrite=True).commit.describe().startswith("label 7 on slice 1")
     h2 = CommitHistory()
     h2.push(c)
     h2.undo(img)
