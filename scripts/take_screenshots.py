@@ -30,6 +30,16 @@ def wait(app, condition, timeout_s: float = 300.0) -> None:
         time.sleep(0.02)
 
 
+def settle(app, seconds: float = 1.5) -> None:
+    """Let Qt lay the window out (a dock added a moment ago) before a screenshot."""
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
 def close_toasts(viewer) -> None:
     """Close notification pop-ups so they don't cover the canvas."""
     from napari._qt.dialogs.qt_notification import NapariQtNotification
@@ -107,6 +117,8 @@ def main(out_dir: Path) -> None:
     widget = AnnotateWidget(viewer)
     viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
     wait(app, lambda: widget.labels_layer is not None and widget.labels_layer.data.any())
+    settle(app)
+    viewer.reset_view()
     close_toasts(viewer)
     viewer.screenshot(str(out_dir / "widget_session_restored.png"), canvas_only=False)
     viewer.close()
@@ -125,15 +137,16 @@ def three_views(out_dir: Path) -> None:
     viewer.window._qt_window.resize(1500, 950)
     viewer.open(str(SPLEEN / "spleen2_ct.nii.gz"), plugin="napari-sam-mis")
     viewer.open(str(SPLEEN / "spleen2_label.nii.gz"), plugin="napari-sam-mis")
-    viewer.layers[-1].opacity = 0.4
+    labels = viewer.layers["spleen2_label"]
+    labels.opacity = 0.4
     widget = AnnotateWidget(viewer)
     viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
     widget.embedding.cancel()
+    centre = labels.data_to_world(np.argwhere(labels.data > 0).mean(axis=0))
     shots = []
     for plane in ("Axial", "Coronal", "Sagittal"):
         widget.views.show_plane(plane)
-        viewer.dims.set_point(viewer.dims.order[0], viewer.layers[-1].data_to_world(
-            np.argwhere(viewer.layers[-1].data > 0).mean(axis=0))[viewer.dims.order[0]])
+        viewer.dims.set_point(viewer.dims.order[0], centre[viewer.dims.order[0]])
         viewer.reset_view()
         close_toasts(viewer)
         shots.append(viewer.screenshot(canvas_only=True))

@@ -42,6 +42,7 @@ class SessionPanel(QWidget):
         self._pending = None  # the save running on the worker thread
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam-autosave")
         self._failed = False
+        self._origin = ""  # "session of ... restored; " while the restored session is followed
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(AUTOSAVE_DELAY_MS)
@@ -67,8 +68,9 @@ class SessionPanel(QWidget):
         except (SamMisError, OSError) as exc:
             show_warning(f"SAM: {exc}; starting afresh (the next save replaces it)")
             saved = None
-        self.status.setText("work is autosaved after each edit" if saved is None else
-                            f"session of {time.strftime('%d %b %H:%M', time.localtime(saved.state.saved_at))} restored")
+        self._origin = "" if saved is None else \
+            f"session of {time.strftime('%d %b %H:%M', time.localtime(saved.state.saved_at))} restored; "
+        self.status.setText(self._origin + "work is autosaved after each edit")
         return saved
 
     def detach(self) -> None:
@@ -150,7 +152,7 @@ class SessionPanel(QWidget):
             self._failed = True
             return
         self._failed = False
-        self.status.setText(f"autosaved {time.strftime('%H:%M:%S')}")
+        self.status.setText(f"{self._origin}autosaved {time.strftime('%H:%M:%S')}")
 
     def _has_session(self) -> bool:
         return (session_folder(self.volume) / "session.json").exists()

@@ -155,13 +155,15 @@ def _measure(naive, engine, displays, z, batch_z, prompts, args, device) -> dict
                  "ratio": rss["naive"] / rss["ours"] if rss["ours"] >= 1.0 else None, "n": max(1, args.enc_n // 2)})
     idle = next(r for r in rows if r["metric"] == "decoder ms (box)")["ours"]
     busy_ms = next(r for r in rows if r["metric"] == busy)["ours"]
-    return {"device": device.type, "backend": engine.backend, "encoder_path": engine.encoder_path, "slice": z,
+    return {"device": device.type, "backend": engine.backend, "backend_reason": engine.backend_reason,
+            "encoder_path": engine.encoder_path, "slice": z,
             "rows": rows, "ours_busy_over_idle": busy_ms / idle, "naive_process_peak_rss_mib": naive("peak_rss_mib"),
             "raw": times}
 
 
 def print_table(result: dict) -> None:
-    print(f"\n{result['device']}: ours = backend {result['backend']} (encoder {result['encoder_path']}), "
+    print(f"\n{result['device']}: ours = backend {result['backend']} ({result['backend_reason']}; "
+          f"encoder {result['encoder_path']}), "
           f"image {tuple(result['image_shape'])}, slice {result['slice']}")
     print(f"{'metric':<36}{'naive':>10}{'ours':>10}{'naive/ours':>12}{'n':>5}")
     for r in result["rows"]:

@@ -7,7 +7,9 @@ Backends (``SamEngine.load(..., backend=...)``, or the NAPARI_SAM_MIS_BACKEND va
   rounding. On the CPU it also keeps freed memory in the process between calls (kernels/allocator.py).
 - ``bf16`` / ``fp16``: ``fast`` with the image encoder under autocast (the decoder stays fp32);
   on CUDA the encoder runs in batches of CUDA_BATCH slices.
-- ``auto`` (default): ``fast``. Reduced precision is opt-in (see docs/performance.md).
+- ``auto`` (default): on a CPU with bf16 matrix instructions (AVX512-BF16 or AMX, read from the
+  CPU's flags at run time) ``bf16``, elsewhere ``fast`` (bf16 without those instructions is
+  emulated and many times slower); on a GPU ``fast``. ``choose_backend`` says which and why.
 A backend that does not apply falls back: ``fp16`` on a CPU to ``fast``, and a model whose
 encoder is not LiteMedSAM's TinyViT keeps its own encoder (the fast decoder still applies).
 """
@@ -40,19 +42,26 @@ def resolve_device(device: str = "auto"):
     return dev
 
 
-def resolve_backend(backend: str | None, device) -> str:
-    """The backend to use on ``device``: the request (argument, else $NAPARI_SAM_MIS_BACKEND,
-    else auto) made concrete; a request that cannot run here falls back to ``fast``."""
+def choose_backend(backend: str | None, device) -> tuple[str, str]:
+    """(backend, why): the request (argument, else $NAPARI_SAM_MIS_BACKEND, else auto) made
+    concrete for ``device``; a request that cannot run here falls back, and ``why`` says so."""
     import torch
+
+    from napari_sam_mis.model.kernels.cpu import cpu_supports_bf16
 
     requested = backend or os.environ.get(BACKEND_ENV) or "auto"
     if requested not in BACKENDS:
         source = "backend" if backend else BACKEND_ENV
         raise ModelError(f"{source}={requested!r} is not a backend; choose one of {', '.join(BACKENDS)}")
+    cpu = device.type == "cpu"
+    if requested == "auto" and cpu:
+        if cpu_supports_bf16():
+            return "bf16", "auto: this CPU has bf16 matrix instructions (avx512_bf16 or amx_bf16)"
+        return "fast", "auto: this CPU has no bf16 matrix instructions (bf16 would be emulated): fp32"
     if requested == "auto":
-        return "fast"
-    if requested == "fp16" and device.type != "cuda":
-        return "fast"  # no half-precision matrix units on the CPU path
+        return "fast", f"auto: fp32 on {device.type}"
+    if requested == "fp16" and cpu:
+        return "fast", "fp16 asked for, but the CPU path has no half-precision matrix units: fp32"
     if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return "fp16"
-    return requested
+        return "fp16", "bf16 asked for, but this GPU has no bf16: fp16"
+    return requested, f"{requested} asked for"

@@ -9,7 +9,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from napari_sam_mis.model.backend import resolve_backend, resolve_device
+from napari_sam_mis.model.backend import choose_backend, resolve_device
 from napari_sam_mis.model.build import build_model
 from napari_sam_mis.model.families import to_uint8_rgb
 from napari_sam_mis.model.kernels.allocator import keep_freed_memory
@@ -31,7 +31,7 @@ class SamEngine:
         self.device = device
         self.weights_path = weights_path
         self._weights_sha256 = None
-        self.backend = resolve_backend(backend, device)
+        self.backend, self.backend_reason = choose_backend(backend, device)
         self.priority = DecodePriority()
         self.decode_threads = default_decode_threads() if device.type == "cpu" else None
         self._fast_encoder = None

@@ -17,7 +17,7 @@ from napari_sam_mis.annotate.masks import mask_for_prompt
 from napari_sam_mis.annotate.prompts import Prompt
 from napari_sam_mis.errors import ModelError
 from napari_sam_mis.evaluation.simulate import farthest_interior_point, simulate_prompt
-from napari_sam_mis.model.backend import BACKEND_ENV, resolve_backend
+from napari_sam_mis.model.backend import BACKEND_ENV, choose_backend
 from napari_sam_mis.model.engine import SamEngine
 from napari_sam_mis.model.kernels.allocator import ENV as KEEP_FREED_MEMORY_ENV
 from napari_sam_mis.model.kernels.mask_decoder import OUTSIDE_LOGIT
@@ -119,9 +119,28 @@ def test_dense_positional_encoding_and_slice_cache(lite_engine, eager_and_fast, 
     assert ((o_fast > 0) == (o_eager > 0)).float().mean() > 0.999
 
 
+def resolve_backend(backend, device):
+    return choose_backend(backend, device)[0]
+
+
+@pytest.mark.parametrize("flags, chosen", [("fpu avx2 avx512f", "fast"), ("avx2 avx512f avx512_bf16", "bf16"),
+                                           ("avx2 amx_bf16 amx_tile", "bf16")])
+def test_auto_takes_bf16_only_where_the_cpu_flags_say_so(flags, chosen, monkeypatch):
+    """Decided from the CPU's own flags at run time, not from the machine the code was written on."""
+    from napari_sam_mis.model.kernels import cpu as cpu_info
+
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    monkeypatch.setattr(cpu_info, "cpu_flags", lambda: set(flags.split()))
+    backend, why = choose_backend(None, torch.device("cpu"))
+    assert backend == chosen and why.startswith("auto:") and ("no bf16" in why) == (chosen == "fast")
+
+
 def test_backend_override_env_and_fallback(lite_engine, monkeypatch):
+    from napari_sam_mis.model.kernels import cpu as cpu_info
+
     cpu = torch.device("cpu")
     monkeypatch.delenv(BACKEND_ENV, raising=False)
+    monkeypatch.setattr(cpu_info, "cpu_flags", lambda: {"avx2"})
     assert resolve_backend(None, cpu) == "fast"
     assert resolve_backend("eager", cpu) == "eager"
     assert resolve_backend("fp16", cpu) == "fast"  # no fp16 path on the CPU: falls back
