@@ -20,6 +20,7 @@ from napari_sam_mis.evaluation.simulate import farthest_interior_point, simulate
 from napari_sam_mis.model.backend import BACKEND_ENV, choose_backend
 from napari_sam_mis.model.engine import SamEngine
 from napari_sam_mis.model.kernels.allocator import ENV as KEEP_FREED_MEMORY_ENV
+from napari_sam_mis.model.kernels.cpu import cpu_supports_bf16
 from napari_sam_mis.model.kernels.mask_decoder import OUTSIDE_LOGIT
 from napari_sam_mis.model.registry import get_spec
 from napari_sam_mis.model.threads import DECODE_THREADS_ENV, DecodePriority, default_decode_threads
@@ -275,6 +276,18 @@ def test_cuda_backends_match_cpu_fp32(lite_engine, eager_and_fast, spleen_slice,
     assert torch.allclose(embs[0].features.cpu(), f_emb.features, atol=0.1)
     for kind, prompt in _prompts(gt).items():
         assert dice(mask_for_prompt(gpu, embs[2], prompt).mask, mask_for_prompt(fast, f_emb, prompt).mask) >= 0.99, kind
+
+
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="needs a CPU with bf16 matrix instructions (else bf16 is emulated: minutes a slice)")
+def test_cpu_bf16_masks_match_fp32(lite_engine, eager_and_fast, spleen_slice):
+    """Where ``auto`` picks bf16 (the CPU has bf16 instructions), its masks agree with fp32's."""
+    _, fast, _, f_emb = eager_and_fast
+    disp, gt = spleen_slice
+    bf16 = _variant(lite_engine, "bf16")
+    emb = bf16.embed_slices([disp])[0]
+    assert emb.features.dtype == torch.float32 and torch.allclose(emb.features, f_emb.features, atol=0.1)
+    for kind, prompt in _prompts(gt).items():
+        assert dice(mask_for_prompt(bf16, emb, prompt).mask, mask_for_prompt(fast, f_emb, prompt).mask) >= 0.99, kind
 
 
 @CUDA
