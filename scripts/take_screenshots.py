@@ -127,9 +127,11 @@ def main(out_dir: Path) -> None:
 
 
 def three_views(out_dir: Path) -> None:
-    """Axial, coronal and sagittal canvases of the spleen CT opened with the reader, side by side."""
+    """Axial, coronal and sagittal canvases of the spleen CT opened with the reader, side by side;
+    then the linked three-plane window with its crosshair."""
     import napari
     from PIL import Image
+    from qtpy.QtWidgets import QApplication
 
     from napari_sam_mis._qt.annotate_widget import AnnotateWidget
 
@@ -152,6 +154,18 @@ def three_views(out_dir: Path) -> None:
         shots.append(viewer.screenshot(canvas_only=True))
     height = min(s.shape[0] for s in shots)
     Image.fromarray(np.hstack([s[:height] for s in shots])).save(out_dir / "views_three_planes.png")
+
+    widget.views.show_plane("Axial")
+    for k in range(3):
+        viewer.dims.set_point(k, centre[k])
+    linked = widget.views.open_linked()
+    linked.viewer.window._qt_window.resize(1500, 650)
+    linked.viewer.reset_view()
+    settle(QApplication.instance())
+    close_toasts(viewer)
+    close_toasts(linked.viewer)
+    linked.viewer.screenshot(str(out_dir / "linked_planes.png"), canvas_only=False)
+    linked.viewer.close()
     viewer.close()
 
 

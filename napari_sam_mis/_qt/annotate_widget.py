@@ -80,7 +80,7 @@ class AnnotateWidget(QWidget):
         t.undo_btn.clicked.connect(self.undo)
         t.redo_btn.clicked.connect(self.redo)
 
-        self.propagation, self.label_table, self.views = PropagationPanel(self), LabelTable(self), ViewButtons(self.viewer)
+        self.propagation, self.label_table, self.views = PropagationPanel(self), LabelTable(self), ViewButtons(self)
         self.autosave, self.image_info = SessionPanel(self), ImageInfo()
         layout = QVBoxLayout(self)
         for title, widget in (("Image and model", self.settings), (None, self.image_info), (None, self.views), (None, self.embedding), (None, self.status),
