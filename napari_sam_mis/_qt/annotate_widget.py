@@ -201,6 +201,7 @@ class AnnotateWidget(QWidget):
         self.commits.clear()
         if layer is None:
             return
+        self.commits.bind_keys(layer)
         stored = prepare_labels_layer(layer)
         if stored is not None:
             self.label_list = stored

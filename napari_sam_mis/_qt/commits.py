@@ -54,5 +54,30 @@ class CommitController:
         else:
             show_info(said)
 
+    def bind_keys(self, labels_layer) -> None:
+        """Ctrl+Z / Ctrl+Shift+Z with the labels layer selected: napari's own history of brush,
+        eraser and fill strokes while it has any, then the commits; each says what it undid."""
+        for key, napari_step, ours, word in (("Control-Z", labels_layer.undo, self.undo, "undid"),
+                                             ("Control-Shift-Z", labels_layer.redo, self.redo, "redid")):
+            def step(layer, napari_step=napari_step, ours=ours, word=word):
+                if _changed_by(layer, napari_step):
+                    show_info(f"SAM: {word} a brush stroke (napari's history of this layer)")
+                else:
+                    ours(layer)
+            labels_layer.bind_key(key, step, overwrite=True)
+
     def clear(self) -> None:
         self.history.clear()
+
+
+def _changed_by(layer, napari_step) -> bool:
+    """Whether napari's undo/redo changed the layer (it refreshes the layer, which emits
+    ``set_data``, only when it did)."""
+    changed = []
+    mark = changed.append
+    layer.events.set_data.connect(mark)
+    try:
+        napari_step()
+    finally:
+        layer.events.set_data.disconnect(mark)
+    return bool(changed)

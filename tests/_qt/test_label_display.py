@@ -40,3 +40,22 @@ def test_hover_names_hiding_and_contours(make_napari_viewer, qtbot, spleen):
     assert layer.contour == 1
     widget.labels_widget.contour_check.setChecked(False)
     assert layer.contour == 0
+
+
+def test_ctrl_z_on_the_labels_layer_undoes_brush_strokes_then_commits(make_napari_viewer, qtbot, spleen):
+    from .widget_helpers import press
+
+    ct, _ = spleen
+    viewer, widget = open_widget(make_napari_viewer, qtbot, ct)
+    layer = widget.labels_layer
+    mask = np.zeros(layer.data.shape[1:], bool)
+    mask[40:60, 40:60] = True
+    widget.commits.commit_slice(layer, (Z,), mask, 2, False)  # what Enter does with a preview
+    layer.paint((Z, 5, 5), 3)  # then a brush stroke
+    viewer.layers.selection.active = layer
+    press(viewer, qtbot, Qt.Key_Z, Qt.ControlModifier)
+    assert layer.data[Z, 5, 5] == 0 and layer.data[Z, 50, 50] == 2, "the brush stroke first"
+    press(viewer, qtbot, Qt.Key_Z, Qt.ControlModifier)
+    assert not layer.data.any(), "then the commit"
+    press(viewer, qtbot, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    assert layer.data[Z, 5, 5] == 3, "redo: the brush stroke comes back first"
