@@ -83,7 +83,8 @@ class AnnotateWidget(QWidget):
         self.propagation, self.label_table, self.views = PropagationPanel(self), LabelTable(self), ViewButtons(self)
         self.autosave, self.image_info = SessionPanel(self), ImageInfo()
         layout = QVBoxLayout(self)
-        for title, widget in (("Image and model", self.settings), (None, self.image_info), (None, self.views), (None, self.embedding), (None, self.status),
+        for title, widget in (("Image and model", self.settings), (None, self.image_info), (None, self.views),
+                              (None, self.embedding), (None, self.status),
                               ("Labels", self.labels_widget), ("Prompts", self.tools),
                               ("Volume: propagation and key slices", self.propagation), ("Label table", self.label_table),
                               (None, self.autosave)):

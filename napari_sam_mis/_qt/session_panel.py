@@ -42,6 +42,7 @@ class SessionPanel(QWidget):
         self._pending = None  # the save running on the worker thread
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam-autosave")
         self._failed = False
+        self._closed = False  # the widget closed: no more saves
         self._origin = ""  # "session of ... restored; " while the restored session is followed
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -115,7 +116,7 @@ class SessionPanel(QWidget):
 
     # ------------------------------------------------------------------------- saving --
     def schedule(self, event=None) -> None:
-        if self.volume is not None:
+        if self.volume is not None and not self._closed:
             self._timer.start()
 
     def flush(self) -> None:
@@ -128,7 +129,7 @@ class SessionPanel(QWidget):
 
     def save_now(self) -> None:
         layer = self.host.labels_layer
-        if self.volume is None or layer is None:
+        if self.volume is None or layer is None or self._closed:
             return
         labels, state = np.array(layer.data), self._state()  # a copy: the user goes on drawing
         if not (labels.any() or state.points or state.boxes or self._pending is not None or self._has_session()):
@@ -181,4 +182,5 @@ class SessionPanel(QWidget):
 
     def close_down(self) -> None:
         self.flush()
+        self._closed = True
         self._writer.shutdown(wait=True)
