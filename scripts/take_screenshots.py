@@ -1,6 +1,6 @@
 """Screenshots for the docs: the widget docked beside the spleen CT with a box prompt and its mask,
 the committed slice, one click on another slice, then the volume propagated from the box, and the
-session restored when the image is opened again; one click on a DeepLesion lesion; the three
+session restored when the image is opened again; one click on a DeepLesion lesion; the uncertainty overlay with its suggested click; the three
 planes with their orientation letters.
 Run under a (virtual) display:
 
@@ -123,6 +123,7 @@ def main(out_dir: Path) -> None:
     viewer.screenshot(str(out_dir / "widget_session_restored.png"), canvas_only=False)
     viewer.close()
     lesion_click(out_dir)
+    uncertainty_overlay(out_dir)
     three_views(out_dir)
 
 
@@ -166,6 +167,41 @@ def three_views(out_dir: Path) -> None:
     close_toasts(linked.viewer)
     linked.viewer.screenshot(str(out_dir / "linked_planes.png"), canvas_only=False)
     linked.viewer.close()
+    viewer.close()
+
+
+def uncertainty_overlay(out_dir: Path) -> None:
+    """The uncertainty overlay over the spleen's box mask, and the suggested click placed."""
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+    from napari_sam_mis.io import read_volume
+
+    vol = read_volume(SPLEEN / "spleen2_ct.nii.gz")
+    gt = read_volume(SPLEEN / "spleen2_label.nii.gz").array > 0
+    viewer = napari.Viewer(title="napari-sam-mis")
+    viewer.window._qt_window.resize(1500, 950)
+    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name="spleen2_ct")
+    viewer.dims.set_current_step(0, Z)
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    app = QApplication.instance()
+    wait(app, lambda: widget.session is not None and widget.session.has_embedding(Z))
+    widget.embedding.cancel()
+    rr, cc = np.nonzero(gt[Z])
+    r0, c0, r1, c1 = rr.min() - 3, cc.min() - 3, rr.max() + 3, cc.max() + 3
+    widget.shapes_layer.add_rectangles(np.array([[[Z, r0, c0], [Z, r0, c1], [Z, r1, c1], [Z, r1, c0]]], float))
+    wait(app, lambda: widget.preview_layer.data[Z].any())
+    widget.preview_layer.opacity = 0.3
+    widget.uncertainty.show_check.setChecked(True)
+    widget.uncertainty.suggest()
+    wait(app, lambda: widget.preview_layer.data[Z].any())
+    viewer.reset_view()
+    settle(app)
+    close_toasts(viewer)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(out_dir / "uncertainty_overlay.png"), canvas_only=False)
     viewer.close()
 
 

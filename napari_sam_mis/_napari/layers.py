@@ -135,6 +135,15 @@ def _in_plane(coords: np.ndarray, ndim: int, axis: int = 0) -> np.ndarray:
     return np.delete(coords, axis, axis=1) if ndim == 3 else coords[:, -2:]
 
 
+def slice_point(z: int, row: float, col: float, ndim: int, axis: int = 0) -> list[float]:
+    """Data coordinates of (row, col) on slice z along ``axis`` (the inverse of ``_in_plane``)."""
+    if ndim != 3:
+        return [row, col]
+    point = [row, col]
+    point.insert(axis, float(z))
+    return point
+
+
 def prompt_for_slice(points_layer, shapes_layer, z: int, axis: int = 0) -> Prompt:
     """The clicks and the (last) box on slice z along ``axis``, as a Prompt in (row, col) pixels."""
     pts = np.asarray(points_layer.data, float).reshape(-1, points_layer.ndim)

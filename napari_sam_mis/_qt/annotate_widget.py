@@ -11,6 +11,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from napari_sam_mis._napari import layers as L
+from napari_sam_mis._napari.keys import ROLE_KEY
 from napari_sam_mis._qt.commits import CommitController
 from napari_sam_mis._qt.embedding_panel import EmbeddingPanel
 from napari_sam_mis._qt.engine_loader import EngineLoader
@@ -23,6 +24,7 @@ from napari_sam_mis._qt.prompt_panel import TOOLTIP, PromptPanel, bind_shortcuts
 from napari_sam_mis._qt.propagation_panel import PropagationPanel
 from napari_sam_mis._qt.session_panel import SessionPanel
 from napari_sam_mis._qt.settings_panel import SettingsPanel
+from napari_sam_mis._qt.uncertainty_panel import UncertaintyPanel
 from napari_sam_mis._qt.view_buttons import ViewButtons
 from napari_sam_mis.annotate.axis_sessions import AxisSessions
 from napari_sam_mis.annotate.labels import LabelList
@@ -81,11 +83,11 @@ class AnnotateWidget(QWidget):
         t.redo_btn.clicked.connect(self.redo)
 
         self.propagation, self.label_table, self.views = PropagationPanel(self), LabelTable(self), ViewButtons(self)
-        self.autosave, self.image_info = SessionPanel(self), ImageInfo()
+        self.autosave, self.image_info, self.uncertainty = SessionPanel(self), ImageInfo(), UncertaintyPanel(self)
         layout = QVBoxLayout(self)
         for title, widget in (("Image and model", self.settings), (None, self.image_info), (None, self.views),
                               (None, self.embedding), (None, self.status),
-                              ("Labels", self.labels_widget), ("Prompts", self.tools),
+                              ("Labels", self.labels_widget), ("Prompts", self.tools), (None, self.uncertainty),
                               ("Volume: propagation and key slices", self.propagation), ("Label table", self.label_table),
                               (None, self.autosave)):
             if title:
@@ -107,7 +109,7 @@ class AnnotateWidget(QWidget):
 
     def _refresh_layer_combos(self, event=None) -> None:
         own = self.prompts.layers if self.prompts else []
-        images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image)]
+        images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image) and ROLE_KEY not in lyr.metadata]
         current = self.settings.set_choices(self.settings.image_combo, images)
         if not current and images:
             self._on_image_changed()
@@ -326,6 +328,7 @@ class AnnotateWidget(QWidget):
         result = self.session.segment(z, prompt)
         self.last_score = result.score
         self.prompts.set_preview(z, result.mask, self.label_list.selected or 1)
+        self.uncertainty.update(z, prompt)
         self.last_decode_time = time.perf_counter()
 
     def clear_prompts(self) -> None:

@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_sam_mis._napari import layers as L
-from napari_sam_mis._napari.keys import SEGMENTS_KEY
+from napari_sam_mis._napari.keys import ROLE_KEY, SEGMENTS_KEY
 from napari_sam_mis._qt.labels_layer import fitting_labels_layers
 from napari_sam_mis.errors import SamMisError
 from napari_sam_mis.io.dataset import class_numbers, export_nnunet_dataset
@@ -74,7 +74,7 @@ class ExportWidget(QWidget):
 
     def refresh(self, event=None) -> None:
         """One row per image layer: its labels layers to choose from (the first one chosen)."""
-        images = [lyr for lyr in self.viewer.layers if isinstance(lyr, Image)]
+        images = [lyr for lyr in self.viewer.layers if isinstance(lyr, Image) and ROLE_KEY not in lyr.metadata]
         self.table.setRowCount(len(images))
         for row, image in enumerate(images):
             item = QTableWidgetItem(image.name)

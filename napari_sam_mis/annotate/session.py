@@ -15,6 +15,7 @@ from napari_sam_mis.annotate.clicks import mask_for_clicks
 from napari_sam_mis.annotate.masks import MaskResult, mask_for_prompt
 from napari_sam_mis.annotate.planes import SlicePlane
 from napari_sam_mis.annotate.prompts import Prompt
+from napari_sam_mis.annotate.uncertainty import Uncertainty, box_uncertainty
 from napari_sam_mis.annotate.window import Window, apply_window
 from napari_sam_mis.embeddings.compute import center_out_order, iter_embeddings
 from napari_sam_mis.embeddings.store import (
@@ -185,6 +186,11 @@ class AnnotationSession:
             return mask_for_clicks(self.engine, self.embedding(z), self.display_slice(z), prompt,
                                    self.plane.spacing, self.plane.resampled_prompt)
         return mask_for_prompt(self.engine, self.embedding(z), self.plane.resampled_prompt(prompt))
+
+    def uncertainty(self, z: int, box) -> Uncertainty:
+        """Where the mask of ``box`` on slice z is unsure, and the next click (annotate/uncertainty.py)."""
+        return box_uncertainty(self.engine, self.embedding(z), box, self.display_slice(z).shape[:2],
+                               self.plane.resampled_prompt)
 
     def segment(self, z: int, prompt: Prompt) -> MaskResult:
         """The mask of an annotator's prompt on slice z. A follow-up click refines the last mask:

@@ -26,6 +26,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "interactive challenge); Dice and NSD (2 mm) per step")
     p.add_argument("--first", choices=FIRST_PROMPTS, default="box", help="interactive: the first prompt (default: box)")
     p.add_argument("--clicks", type=int, default=DEFAULT_CLICKS, help="interactive: corrective clicks (default: %(default)s)")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also: the box ensemble's uncertainty map against the box mask's errors (AUROC) and the gain "
+                        "of its suggested click, on every slice (docs/uncertainty.md)")
     p.add_argument("--json", help="also write the result JSON to this file")
     add_model_args(p)
     p.set_defaults(func=run_eval)
@@ -51,6 +54,10 @@ def run_eval(args) -> int:
         result = evaluate_interactive(session, labels, args.first, args.clicks, progress=progress)
     else:
         result = evaluate(session, labels, args.prompt, args.mode, progress=progress)
+    if args.uncertainty:
+        from napari_sam_mis.evaluation.uncertainty_eval import evaluate_uncertainty
+
+        result.update(evaluate_uncertainty(session, labels, progress=progress))
     line = json.dumps(result)
     if out is not None:
         write_bytes_atomic(out, (line + "\n").encode())

@@ -1,4 +1,5 @@
-"""Volume overlap measures: Dice, and the normalised surface Dice (NSD) at a tolerance in mm.
+"""Volume overlap measures: Dice, and the normalised surface Dice (NSD) at a tolerance in mm; and
+the AUROC of a score that should rank wrong pixels above right ones.
 
 NSD counts boundary voxels (the mask minus its erosion) of each mask that lie within the
 tolerance of the other mask's boundary, distances in mm from the voxel spacing (Nikolov et al.,
@@ -14,7 +15,20 @@ from napari_sam_mis.annotate.geometry import dice
 
 NSD_TOLERANCE_MM = 2.0  # the CVPR 2025 interactive challenge's tolerance
 
-__all__ = ["NSD_TOLERANCE_MM", "dice", "surface_dice"]
+__all__ = ["NSD_TOLERANCE_MM", "auroc", "dice", "surface_dice"]
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for the ``positive`` items (ties count half), the
+    Mann-Whitney U over both counts; NaN when either class is empty."""
+    from scipy.stats import rankdata
+
+    scores, positive = np.ravel(scores), np.ravel(positive).astype(bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:

@@ -32,6 +32,15 @@ def test_eval_prints_json_last_and_writes_it(capsys, tmp_path):
     assert json.loads(out.read_text()) == res
 
 
+def test_eval_uncertainty_adds_auroc_and_click_gains(capsys):
+    """On the validation lesion (figures in docs/uncertainty.md): the map ranks the box mask's
+    wrong pixels above its right ones, and the JSON says how much the suggested click gives."""
+    res = run_cli(capsys, "eval", need(LESION_9), "--prompt", "box", "--device", "cpu", "--uncertainty")
+    assert set(res) >= KEYS | {"uncertainty_auroc", "suggested_click_gain", "error_click_gain", "uncertainty_slices"}
+    assert res["uncertainty_slices"] == 7 and res["uncertainty_auroc"] > 0.65
+    assert -1 <= res["suggested_click_gain"] <= 1 and -1 <= res["error_click_gain"] <= 1
+
+
 @pytest.mark.slow
 def test_eval_spleen_box_2d_reaches_096(capsys):
     res = run_cli(capsys, "eval", need(SPLEEN_CT), need(SPLEEN_LABEL), "--prompt", "box", "--mode", "2d", "--device", "cpu")
