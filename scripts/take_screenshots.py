@@ -48,26 +48,32 @@ def close_toasts(viewer) -> None:
         toast.close()
 
 
-def main(out_dir: Path) -> None:
-    from napari_sam_mis._qt.torch_guard import import_torch_early
-
-    import_torch_early()
+def docked(vol, name: str, z: int):
+    """A viewer with ``vol`` as an image layer on slice z and the widget docked: (viewer, widget, app)."""
     import napari
     from qtpy.QtWidgets import QApplication
 
     from napari_sam_mis._qt.annotate_widget import AnnotateWidget
+
+    viewer = napari.Viewer(title="napari-sam-mis")
+    viewer.window._qt_window.resize(1500, 950)
+    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name=name)
+    viewer.dims.set_current_step(0, z)
+    widget = AnnotateWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    return viewer, widget, QApplication.instance()
+
+
+def main(out_dir: Path) -> None:
+    from napari_sam_mis._qt.torch_guard import import_torch_early
+
+    import_torch_early()
     from napari_sam_mis.evaluation.simulate import farthest_interior_point
     from napari_sam_mis.io import read_volume
 
     vol = read_volume(SPLEEN / "spleen2_ct.nii.gz")
     gt = read_volume(SPLEEN / "spleen2_label.nii.gz").array > 0
-    viewer = napari.Viewer(title="napari-sam-mis")
-    viewer.window._qt_window.resize(1500, 950)
-    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name="spleen2_ct")
-    viewer.dims.set_current_step(0, Z)
-    widget = AnnotateWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
-    app = QApplication.instance()
+    viewer, widget, app = docked(vol, "spleen2_ct", Z)
     wait(app, lambda: widget.session is not None and widget.session.has_embedding(Z))
     wait(app, lambda: widget.worker is None)  # every slice embedded: the status line says so
     widget.labels_widget.select_value(widget.label_list.by_name("spleen").value)
@@ -110,12 +116,7 @@ def main(out_dir: Path) -> None:
     viewer.screenshot(str(out_dir / "widget_label_table.png"), canvas_only=False)
     viewer.close()  # the session is saved on the way out
 
-    viewer = napari.Viewer(title="napari-sam-mis")
-    viewer.window._qt_window.resize(1500, 950)
-    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name="spleen2_ct")
-    viewer.dims.set_current_step(0, Z - 6)
-    widget = AnnotateWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
+    viewer, widget, app = docked(vol, "spleen2_ct", Z - 6)
     wait(app, lambda: widget.labels_layer is not None and widget.labels_layer.data.any())
     settle(app)
     viewer.reset_view()
@@ -172,21 +173,11 @@ def three_views(out_dir: Path) -> None:
 
 def uncertainty_overlay(out_dir: Path) -> None:
     """The uncertainty overlay over the spleen's box mask, and the suggested click placed."""
-    import napari
-    from qtpy.QtWidgets import QApplication
-
-    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
     from napari_sam_mis.io import read_volume
 
     vol = read_volume(SPLEEN / "spleen2_ct.nii.gz")
     gt = read_volume(SPLEEN / "spleen2_label.nii.gz").array > 0
-    viewer = napari.Viewer(title="napari-sam-mis")
-    viewer.window._qt_window.resize(1500, 950)
-    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name="spleen2_ct")
-    viewer.dims.set_current_step(0, Z)
-    widget = AnnotateWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
-    app = QApplication.instance()
+    viewer, widget, app = docked(vol, "spleen2_ct", Z)
     wait(app, lambda: widget.session is not None and widget.session.has_embedding(Z))
     widget.embedding.cancel()
     rr, cc = np.nonzero(gt[Z])
@@ -207,23 +198,14 @@ def uncertainty_overlay(out_dir: Path) -> None:
 
 def lesion_click(out_dir: Path) -> None:
     """One positive click on a lesion (the click path's candidates over a window of image tokens)."""
-    import napari
-    from qtpy.QtWidgets import QApplication
 
-    from napari_sam_mis._qt.annotate_widget import AnnotateWidget
     from napari_sam_mis.evaluation.simulate import farthest_interior_point
     from napari_sam_mis.io import read_label_array, read_volume
 
     vol = read_volume(LESION)
     gt = read_label_array(LESION, vol) > 0
     z = int(np.argmax(gt.reshape(len(gt), -1).sum(axis=1)))
-    viewer = napari.Viewer(title="napari-sam-mis")
-    viewer.window._qt_window.resize(1500, 950)
-    viewer.add_image(vol.array, scale=vol.spacing, metadata={"volume": vol}, name=LESION.stem)
-    viewer.dims.set_current_step(0, z)
-    widget = AnnotateWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="SAM annotation", area="right")
-    app = QApplication.instance()
+    viewer, widget, app = docked(vol, LESION.stem, z)
     wait(app, lambda: widget.session is not None and widget.session.has_embedding(z))
     wait(app, lambda: widget.worker is None)  # every slice embedded
     widget.points_layer.add(np.array([[z, *farthest_interior_point(gt[z])]], float))

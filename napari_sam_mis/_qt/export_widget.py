@@ -100,14 +100,14 @@ class ExportWidget(QWidget):
         return out
 
     def show_classes(self) -> None:
-        names = [{v: s.name for v, s in labels.segments.items() if np.any(labels.array == v)}
-                 for _, labels in self.cases()]
+        names = [{v: s.name for v, s in labels.segments.items()} for _, labels in self.cases()]  # values present
         if not names:
             self.classes.setText("choose the labels of at least one image")
             return
-        counts = {n: sum(n in case.values() for case in names) for n in class_numbers(names)}
+        classes = class_numbers(names)
         self.classes.setText(f"{len(names)} cases; classes: " + ", ".join(
-            f"{number} {n} ({counts[n]} of {len(names)} cases)" for n, number in class_numbers(names).items()))
+            f"{number} {n} ({sum(n in case.values() for case in names)} of {len(names)} cases)"
+            for n, number in classes.items()))
 
     def export(self):
         """Write the dataset; returns its folder, or None (the reason is shown)."""

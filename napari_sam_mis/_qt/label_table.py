@@ -57,11 +57,11 @@ class LabelTable(QWidget):
             self.update_now()
             return
         if self._layer is not None:
-            for name in ("paint", "set_data", "refresh"):
+            for name in ("paint", "set_data"):  # (a refresh emits set_data)
                 getattr(self._layer.events, name).disconnect(self.schedule)
         self._layer = layer
         if layer is not None:
-            for name in ("paint", "set_data", "refresh"):
+            for name in ("paint", "set_data"):  # (a refresh emits set_data)
                 getattr(layer.events, name).connect(self.schedule)
         self.update_now()
 

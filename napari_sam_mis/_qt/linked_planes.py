@@ -82,7 +82,7 @@ class LinkedPlanes:
         self.source.dims.events.point.connect(self._from_source)
         self.viewer.dims.events.point.connect(self._from_here)
         if labels_layer is not None:
-            for name in ("paint", "set_data", "refresh"):
+            for name in ("paint", "set_data"):  # (a refresh emits set_data)
                 getattr(labels_layer.events, name).connect(self._refresh_labels)
         self.viewer.window._qt_window.destroyed.connect(self.close)
         self._from_source()
@@ -136,5 +136,5 @@ class LinkedPlanes:
         """Stop following the main viewer (the window was closed)."""
         self.source.dims.events.point.disconnect(self._from_source)
         if self.labels_layer is not None:
-            for name in ("paint", "set_data", "refresh"):
+            for name in ("paint", "set_data"):  # (a refresh emits set_data)
                 getattr(self.labels_layer.events, name).disconnect(self._refresh_labels)

@@ -38,6 +38,7 @@ class SessionPanel(QWidget):
         super().__init__(parent)
         self.host = host  # the AnnotateWidget: volume, image and labels layers, label list, prompts, locks
         self.volume = None
+        self.folder = None  # the followed image's session folder (found once: it hashes the voxels)
         self._layer = None
         self._pending = None  # the save running on the worker thread
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam-autosave")
@@ -63,9 +64,9 @@ class SessionPanel(QWidget):
     def attach(self, volume) -> SavedSession | None:
         """A new image: follow it; returns its saved session, None without one (or a damaged one)."""
         self.detach()
-        self.volume = volume
+        self.volume, self.folder = volume, session_folder(volume)
         try:
-            saved = load_session(volume)
+            saved = load_session(volume, self.folder)
         except (SamMisError, OSError) as exc:
             show_warning(f"SAM: {exc}; starting afresh (the next save replaces it)")
             saved = None
@@ -77,7 +78,7 @@ class SessionPanel(QWidget):
     def detach(self) -> None:
         """The image goes: save what is pending, then stop following it."""
         self.flush()
-        self.volume = None
+        self.volume = self.folder = None
         self.watch(None)
 
     def restore(self, saved: SavedSession) -> None:
@@ -136,12 +137,11 @@ class SessionPanel(QWidget):
             return  # nothing drawn yet: no session to keep
         if self._pending is not None:
             self._pending.result()  # saves are written in order
-        volume = self.volume
-        self._pending = self._writer.submit(self._write, volume, labels, state)
+        self._pending = self._writer.submit(self._write, self.volume, labels, state, self.folder)
 
-    def _write(self, volume, labels, state) -> None:
+    def _write(self, volume, labels, state, folder) -> None:
         try:
-            self.saved.emit(save_session(volume, labels, state))
+            self.saved.emit(save_session(volume, labels, state, folder))
         except (SamMisError, OSError) as exc:
             self.saved.emit(exc)
 
@@ -156,7 +156,7 @@ class SessionPanel(QWidget):
         self.status.setText(f"{self._origin}autosaved {time.strftime('%H:%M:%S')}")
 
     def _has_session(self) -> bool:
-        return (session_folder(self.volume) / "session.json").exists()
+        return (self.folder / "session.json").exists()
 
     def _state(self) -> SessionState:
         host = self.host
@@ -177,7 +177,7 @@ class SessionPanel(QWidget):
         self._timer.stop()
         if self._pending is not None:
             self._pending.result()
-        gone = forget_session(self.volume)
+        gone = forget_session(self.folder)
         self.status.setText("saved session deleted; new edits are saved again" if gone else "no saved session")
 
     def close_down(self) -> None:

@@ -168,7 +168,8 @@ class SettingsPanel(QWidget):
         """Set the choices of a saved session without emitting signals (unknown values are skipped)."""
         combos = ((self.window_combo, window.get("window")), (self.modality_combo, window.get("modality")),
                   (self.model_combo, model.get("name")), (self.device_combo, model.get("device")))
-        for widget in (*(c for c, _ in combos), self.level_spin, self.width_spin, self.checkpoint_edit):
+        quiet = (*(c for c, _ in combos), self.level_spin, self.width_spin, self.checkpoint_edit)
+        for widget in quiet:
             widget.blockSignals(True)
         try:
             for combo, value in combos:
@@ -180,7 +181,7 @@ class SettingsPanel(QWidget):
             self.checkpoint_edit.setText(str(model.get("checkpoint") or ""))
             self._last_checkpoint = self.checkpoint_edit.text()
         finally:
-            for widget in (*(c for c, _ in combos), self.level_spin, self.width_spin, self.checkpoint_edit):
+            for widget in quiet:
                 widget.blockSignals(False)
         self._update_enabled()
 

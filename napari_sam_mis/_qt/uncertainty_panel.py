@@ -16,7 +16,6 @@ class UncertaintyPanel(QWidget):
         super().__init__(parent)
         self.host = host  # the AnnotateWidget: viewer, image layer, session, prompts, current slice
         self.layer = None  # the overlay, made when first shown
-        self.last = None  # (z, Uncertainty) of the last box decoded with the overlay on
         self.show_check = QCheckBox("show uncertainty")
         self.show_check.setToolTip("Where an ensemble of slightly moved boxes disagrees about the mask (bright: unsure)")
         self.show_check.toggled.connect(self._on_toggled)
@@ -32,14 +31,14 @@ class UncertaintyPanel(QWidget):
     def compute(self, z: int, box):
         """The uncertainty of ``box`` on slice z (drawn when the overlay is on)."""
         unc = self.host.session.uncertainty(z, box)
-        self.last = (z, unc)
         if self.show_check.isChecked():
             self._draw(z, unc.map)
         return unc
 
     def update(self, z: int, prompt) -> None:
-        """A prompt was decoded on slice z: redraw the overlay if it is on."""
-        if self.show_check.isChecked() and prompt.box is not None and self.host.session is not None:
+        """A prompt was decoded (or the overlay turned on) on slice z: redraw the overlay if it is on."""
+        session = self.host.session
+        if self.show_check.isChecked() and prompt.box is not None and session is not None and session.has_embedding(z):
             self.compute(z, prompt.box)
 
     def suggest(self):
@@ -80,9 +79,6 @@ class UncertaintyPanel(QWidget):
             return
         if self.layer is not None:
             self.layer.visible = True
-        host = self.host
-        if host.prompts is not None and host.session is not None:
-            z = host.current_z()
-            prompt = host.prompts.prompt(z)
-            if prompt.box is not None and host.session.has_embedding(z):
-                self.compute(z, prompt.box)
+        if self.host.prompts is not None:
+            z = self.host.current_z()
+            self.update(z, self.host.prompts.prompt(z))

@@ -65,13 +65,13 @@ def sessions_root() -> Path:
 
 
 def session_folder(volume: Volume, root: Path | None = None) -> Path:
+    """The folder of ``volume``'s session (hashing its voxels: find it once, then pass it on)."""
     return (root or sessions_root()) / volume_hash(volume.array)
 
 
-def save_session(volume: Volume, labels: np.ndarray, state: SessionState, root: Path | None = None) -> Path:
-    """Write the labels and the state for ``volume``; returns the session folder. OSError on a
-    folder that can't be written (the caller tells the user: the work is still in memory)."""
-    folder = session_folder(volume, root)
+def save_session(volume: Volume, labels: np.ndarray, state: SessionState, folder: Path) -> Path:
+    """Write the labels and the state for ``volume`` into its ``folder``; returns the folder.
+    OSError on a folder that can't be written (the caller tells the user: the work is still in memory)."""
     state.saved_at = time.time()
     state.image = volume.source
     write_labels(np.asarray(labels), volume, folder / "labels.nii.gz", segments=_segments(state.segments))
@@ -80,10 +80,9 @@ def save_session(volume: Volume, labels: np.ndarray, state: SessionState, root: 
     return folder
 
 
-def load_session(volume: Volume, root: Path | None = None) -> SavedSession | None:
-    """The session saved for ``volume``, or None when there is none. A damaged session raises
-    InputError naming its file (the caller says so and starts afresh; the files stay)."""
-    folder = session_folder(volume, root)
+def load_session(volume: Volume, folder: Path) -> SavedSession | None:
+    """The session saved for ``volume`` in its ``folder``, or None when there is none. A damaged
+    session raises InputError naming its file (the caller says so and starts afresh; the files stay)."""
     meta_path = folder / "session.json"
     if not meta_path.exists():
         return None
@@ -98,9 +97,8 @@ def load_session(volume: Volume, root: Path | None = None) -> SavedSession | Non
     return SavedSession(labels.array.reshape(volume.shape), state, folder)
 
 
-def forget_session(volume: Volume, root: Path | None = None) -> bool:
-    """Remove the session saved for ``volume``; returns whether there was one."""
-    folder = session_folder(volume, root)
+def forget_session(folder: Path) -> bool:
+    """Remove the session in ``folder``; returns whether there was one."""
     if not folder.exists():
         return False
     shutil.rmtree(folder)

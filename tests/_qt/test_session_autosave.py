@@ -77,12 +77,12 @@ def test_a_damaged_session_starts_afresh_and_forget_deletes_it(make_napari_viewe
 
 
 def test_closing_the_viewer_saves_the_last_stroke(make_napari_viewer, qtbot, spleen):
-    from napari_sam_mis.annotate.saved_session import load_session
+    from napari_sam_mis.annotate.saved_session import load_session, session_folder
 
     ct, _ = spleen
     viewer, widget = open_files(make_napari_viewer, need(SPLEEN_CT))
     qtbot.waitUntil(lambda: widget.labels_layer is not None, timeout=10_000)
     widget.labels_layer.paint((Z, 20, 20), 3)
     viewer.close()  # before the autosave delay is over
-    back = load_session(ct)
+    back = load_session(ct, session_folder(ct))
     assert back is not None and back.labels[Z, 20, 20] == 3
