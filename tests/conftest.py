@@ -22,9 +22,11 @@ def lite_engine():
 
 @pytest.fixture(autouse=True)
 def _embedding_cache_in_tmp(tmp_path_factory, monkeypatch):
-    """Each test gets an empty disk cache of embeddings and no saved sessions, never the user's own."""
+    """Each test gets an empty disk cache of embeddings, no saved sessions and no tuned models,
+    never the user's own."""
     monkeypatch.setenv("NAPARI_SAM_MIS_CACHE", str(tmp_path_factory.mktemp("embedding_cache")))
     monkeypatch.setenv("NAPARI_SAM_MIS_SESSIONS", str(tmp_path_factory.mktemp("sessions")))
+    monkeypatch.setenv("NAPARI_SAM_MIS_MODELS", str(tmp_path_factory.mktemp("tuned_models")))
 
 
 @pytest.fixture(scope="session")

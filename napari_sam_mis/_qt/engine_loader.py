@@ -30,6 +30,13 @@ def load_engine(name: str, checkpoint: str | None, device: str) -> SamEngine:
     return engine
 
 
+def forget_engines(name: str) -> None:
+    """Drop the loaded engines of model ``name`` (its weights were replaced)."""
+    with _ENGINES_LOCK:
+        for key in [k for k in _ENGINES if k[0] == name]:
+            del _ENGINES[key]
+
+
 def preload_modules(name: str) -> None:
     """Import torch and the model code on the calling (GUI) thread."""
     from napari_sam_mis._qt.torch_guard import guard_triton_import

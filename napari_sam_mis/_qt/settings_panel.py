@@ -1,7 +1,7 @@
 """The widget's settings: image layer, model (+ checkpoint), device, intensity window, labels layer."""
 from __future__ import annotations
 
-from qtpy.QtCore import Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -14,10 +14,33 @@ from qtpy.QtWidgets import (
 )
 
 from napari_sam_mis.annotate.window import CT_PRESETS, Window
-from napari_sam_mis.model.registry import DEFAULT_MODEL, REGISTRY
+from napari_sam_mis.model.registry import DEFAULT_MODEL, get_spec, model_names
 
 CUSTOM = "custom level/width"
 AUTO = "auto (from the image)"
+
+
+class ModelCombo(QComboBox):
+    """The models to choose from, listed again each time it opens (a tuned model may be new)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.fill()
+
+    def fill(self) -> None:
+        current = self.currentText()
+        self.blockSignals(True)
+        self.clear()
+        for name in model_names():
+            self.addItem(name)
+            self.setItemData(self.count() - 1, get_spec(name).description, Qt.ToolTipRole)
+        if current:
+            self.setCurrentText(current)
+        self.blockSignals(False)
+
+    def showPopup(self) -> None:  # noqa: N802 (a Qt override)
+        self.fill()
+        super().showPopup()
 
 
 class SettingsPanel(QWidget):
@@ -32,10 +55,7 @@ class SettingsPanel(QWidget):
         super().__init__(parent)
         self.image_combo = QComboBox()
         self.labels_combo = QComboBox()
-        self.model_combo = QComboBox()
-        for name, spec in REGISTRY.items():
-            self.model_combo.addItem(name)
-            self.model_combo.setItemData(self.model_combo.count() - 1, spec.description)
+        self.model_combo = ModelCombo()
         self.model_combo.setCurrentText(DEFAULT_MODEL)
         self.checkpoint_edit = QLineEdit()
         self.checkpoint_edit.setPlaceholderText("checkpoint .pth (SAM / MedSAM only)")
@@ -187,7 +207,7 @@ class SettingsPanel(QWidget):
 
     # -- slots -----------------------------------------------------------------------------
     def _update_enabled(self) -> None:
-        needs_ckpt = REGISTRY[self.model_name].needs_checkpoint
+        needs_ckpt = get_spec(self.model_name).needs_checkpoint
         self.checkpoint_edit.setEnabled(needs_ckpt)
         self.checkpoint_btn.setEnabled(needs_ckpt)
         scanner_units = not self._display_values
@@ -204,7 +224,7 @@ class SettingsPanel(QWidget):
     def _on_checkpoint(self) -> None:
         if self.checkpoint_edit.text() != self._last_checkpoint:
             self._last_checkpoint = self.checkpoint_edit.text()
-            if REGISTRY[self.model_name].needs_checkpoint:
+            if get_spec(self.model_name).needs_checkpoint:
                 self.model_changed.emit()
 
     def _browse(self) -> None:

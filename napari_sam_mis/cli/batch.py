@@ -6,7 +6,7 @@ import json
 import sys
 
 from napari_sam_mis.embeddings.store import CACHE_ENV
-from napari_sam_mis.model.registry import DEFAULT_MODEL, REGISTRY
+from napari_sam_mis.model.registry import DEFAULT_MODEL, model_names
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help=f"embedding cache folder shared by the workers (default: ${CACHE_ENV} "
                                        "or the user cache directory)")
     p.add_argument("--dicom-seg", action="store_true", help="segment: also write labels.dcm for DICOM sources")
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=list(REGISTRY), help="model name (default: %(default)s)")
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=model_names(), help="model name (default: %(default)s)")
     p.add_argument("--checkpoint", help="checkpoint file for sam_vit_* / medsam_vit_b, on every worker's path")
     p.add_argument("--device", default="auto", help="auto (each worker's CUDA when it has one, else CPU), cpu, cuda")
     p.set_defaults(func=run_batch_command)

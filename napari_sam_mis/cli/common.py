@@ -6,11 +6,11 @@ import sys
 
 from napari_sam_mis.annotate.window import CT_PRESETS, Window, window_summary
 from napari_sam_mis.errors import SamMisError
-from napari_sam_mis.model.registry import DEFAULT_MODEL, REGISTRY
+from napari_sam_mis.model.registry import DEFAULT_MODEL, model_names
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=list(REGISTRY), help="model name (default: %(default)s)")
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=model_names(), help="model name (default: %(default)s)")
     p.add_argument("--checkpoint", help="checkpoint file for sam_vit_* / medsam_vit_b (never downloaded); for "
                    "litemedsam_clicks: a `finetune` output folder or weights file instead of the shipped one")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")

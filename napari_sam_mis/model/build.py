@@ -32,6 +32,11 @@ def _build_with_decoder_overlay(spec: ModelSpec, checkpoint=None):
     base = bundled_litemedsam_path()
     module = spec.family.build_module(spec)
     load_weights(module, load_state_dict(base, spec.name), base, spec)
-    overlay = resolve_weights_path(checkpoint) if checkpoint else SHIPPED_DIR / spec.decoder_overlay
+    overlay = resolve_weights_path(checkpoint) if checkpoint else overlay_path(spec)
     apply_decoder_weights(module, overlay, spec.name)
     return module.eval(), overlay
+
+
+def overlay_path(spec: ModelSpec) -> Path:
+    """Where a model's own decoder weights are: shipped with the package, or a tuned model's file."""
+    return SHIPPED_DIR / spec.decoder_overlay  # an absolute path (a tuned model) stays itself

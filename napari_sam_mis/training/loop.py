@@ -13,7 +13,9 @@ import numpy as np
 
 from napari_sam_mis.errors import SamMisError
 from napari_sam_mis.io.atomic import atomic_path
-from napari_sam_mis.model.decoder_weights import WEIGHTS_NAME, save_decoder_weights
+from napari_sam_mis.model.build import overlay_path
+from napari_sam_mis.model.decoder_weights import WEIGHTS_NAME, apply_decoder_weights, save_decoder_weights
+from napari_sam_mis.model.registry import get_spec
 from napari_sam_mis.model.weights import load_failure
 from napari_sam_mis.training.clicks import corrective_click_xy, jittered_box, negative_click, positive_click
 from napari_sam_mis.training.recipe import BASE_MODEL, ProgressCallback, Recipe, report
@@ -49,6 +51,13 @@ def _losses(logits, iou_pred, target, iou_weight: float):
     loss = best.values.mean() + iou_weight * F.mse_loss(iou_pred, iou)
     chosen_dice = hard_dice.gather(1, best.indices[:, None]).mean()
     return loss, float(chosen_dice)
+
+
+def _start_from(module, name: str) -> None:
+    """Lay the start model's tuned prompt encoder + decoder over the base model's copy."""
+    spec = get_spec(name)
+    if spec.decoder_overlay:
+        apply_decoder_weights(module, overlay_path(spec), name)
 
 
 def _lr_at(step: int, recipe: Recipe) -> float:
@@ -166,6 +175,7 @@ def train(train_set: TrainSet, engine, recipe: Recipe, out_dir, resume: bool = F
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     module = copy.deepcopy(engine.module)
+    _start_from(module, recipe.start_from)
     prompt_encoder, mask_decoder = module.prompt_encoder, module.mask_decoder
     for p in module.image_encoder.parameters():
         p.requires_grad_(False)

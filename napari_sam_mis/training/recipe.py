@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from napari_sam_mis.errors import SamMisError
+from napari_sam_mis.model.registry import get_spec
 
 BASE_MODEL = "litemedsam"
 
@@ -28,6 +29,7 @@ class Recipe:
     max_corrections: int = 2  # corrective clicks per sample: 0..max_corrections
     iou_weight: float = 1.0
     checkpoint_every: int = 50
+    start_from: str = BASE_MODEL  # the LiteMedSAM model whose prompt encoder + decoder training starts from
 
     def check(self) -> None:
         for name in ("steps", "batch", "checkpoint_every", "slice_stride"):
@@ -37,6 +39,8 @@ class Recipe:
             raise SamMisError(f"--lr must be positive, got {self.lr}")
         if not 0.0 <= self.gt_weight <= 1.0:
             raise SamMisError(f"gt_weight must lie in 0..1, got {self.gt_weight}")
+        if not get_spec(self.start_from).family.click_trainable:
+            raise SamMisError(f"--start-from: {self.start_from!r} is not a LiteMedSAM model; training starts from one")
 
 
 @dataclass

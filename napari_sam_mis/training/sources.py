@@ -96,9 +96,13 @@ def _split_pair(item: str):
 
 def read_sources(items) -> list[LabelledImage]:
     """``--data`` items: IMAGE:LABELS pairs, CVPR24 .npz files (imgs + gts), SAM-Med2D style folders
-    (images/ + masks/) or folders of images with matching label NIfTI files."""
+    (images/ + masks/) or folders of images with matching label NIfTI files; a ``LabelledImage``
+    (e.g. an image open in napari with its labels) is taken as it is."""
     out: list[LabelledImage] = []
     for item in items:
+        if isinstance(item, LabelledImage):
+            out.append(item)
+            continue
         item = str(item)
         pair = _split_pair(item)
         if pair:

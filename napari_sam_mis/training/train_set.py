@@ -14,6 +14,7 @@ from scipy import ndimage
 
 from napari_sam_mis.annotate.geometry import mask_box
 from napari_sam_mis.annotate.session import AnnotationSession
+from napari_sam_mis.embeddings.store import volume_hash
 from napari_sam_mis.errors import SamMisError
 from napari_sam_mis.io.atomic import atomic_path
 from napari_sam_mis.training.recipe import ProgressCallback, Recipe, report
@@ -66,10 +67,13 @@ def _signature(sources: list[LabelledImage], engine, recipe: Recipe) -> dict:
             f = Path(f)
             stats = [p.stat() for p in ([f] if f.is_file() else sorted(f.rglob("*")))]
             files.append([str(f.resolve()), sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)])
-    return {"files": files, "weights_sha256": engine.weights_sha256, "flip": recipe.flip, "slice_stride": recipe.slice_stride,
+    # the objects as given (labels may be edited in memory, e.g. held-out slices cleared), and the
+    # image itself when it was not read from a file
+    content = [[volume_hash(src.labels) if src.labels is not None else "",
+                *(f"{z}:{volume_hash(np.asarray(m))}" for z, m in src.masks),
+                "" if src.files else volume_hash(src.volume.array)] for src in sources]
+    return {"files": files, "content": content, "weights_sha256": engine.weights_sha256, "flip": recipe.flip, "slice_stride": recipe.slice_stride,
             "min_area": recipe.min_area, "gt_weight": recipe.gt_weight, "teacher_min_dice": recipe.teacher_min_dice}
-
-
 
 
 def _read_cache(cache: Path, signature: dict) -> TrainSet | None:

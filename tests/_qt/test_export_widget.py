@@ -47,3 +47,35 @@ def test_export_refuses_empty_labels_and_says_so(make_napari_viewer, qtbot, tmp_
     widget.out_edit.setText(str(tmp_path))
     assert widget.export() is None
     assert "labels are empty" in widget.classes.text() and not any(tmp_path.iterdir())
+
+
+def test_export_with_sam_priors_runs_in_the_background_and_can_be_cancelled(make_napari_viewer, qtbot, tmp_path,
+                                                                             monkeypatch):
+    import nibabel as nib
+
+    from napari_sam_mis._qt.export_widget import ExportWidget
+
+    for src, name in ((SPLEEN_CT, "ct.nii.gz"), (SPLEEN_LABEL, "ct_label.nii.gz")):  # one slice: a fast test
+        nib.save(nib.load(str(need(src))).slicer[:, :, 15:16], str(tmp_path / name))
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "ct.nii.gz"), plugin="napari-sam-mis")
+    viewer.open(str(tmp_path / "ct_label.nii.gz"), plugin="napari-sam-mis")
+    widget = ExportWidget(viewer)
+    widget.out_edit.setText(str(tmp_path / "raw"))
+    widget.priors_check.setChecked(True)
+    assert widget.progress.isHidden()
+    assert widget.export() is None and widget.worker is not None  # in the background
+    assert not widget.export_btn.isEnabled() and not widget.progress.isHidden()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=300_000)
+    assert "written to" in widget.classes.text(), widget.classes.text()
+    assert widget.progress.value() == widget.progress.maximum() == 1 and widget.export_btn.isEnabled()
+    info = json.loads((tmp_path / "raw" / "Dataset501_Annotations" / "dataset.json").read_text())
+    assert info["channel_descriptions"] == {"0": "CT", "1": "sam_segmentation_prior", "2": "sam_boundary_prior"}
+
+    monkeypatch.setenv("NAPARI_SAM_MIS_CACHE", str(tmp_path / "fresh_cache"))  # nothing cached: the slice takes seconds
+    widget.name_edit.setText("Cancelled")
+    widget.export()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=300_000)
+    assert "cancelled" in widget.classes.text() and not (tmp_path / "raw" / "Dataset501_Cancelled").exists()
+    assert widget.progress.isHidden()

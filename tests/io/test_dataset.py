@@ -93,3 +93,45 @@ def test_an_unnamed_label_that_another_case_names_is_refused(tmp_path):
     out = export_nnunet_dataset([(vol, tmp_path / "named.nii.gz"), (vol, unnamed)], tmp_path / "raw", dataset_id=4,
                                 name="S", segments={1: "spleen"})  # named for all cases: one class
     assert json.loads((out / "dataset.json").read_text())["labels"] == {"background": 0, "spleen": 1}
+
+
+def test_extra_channels_are_written_on_the_image_grid_and_pass_nnunet_verification(tmp_path):
+    """The extra-channel contract without a model: any callable's maps become _0001, _0002 ..."""
+    verify = pytest.importorskip("nnunetv2.experiment_planning.verify_dataset_integrity").verify_dataset_integrity
+    from napari_sam_mis.io.dataset import ExtraChannel
+
+    def channels(volume):
+        bright = (volume.array > 100).astype(np.float32)
+        return [ExtraChannel("bright", bright), ("dark", 1.0 - bright, "rescale_to_0_1")]
+
+    cases = [(SPLEEN / "spleen2_ct.nii.gz", SPLEEN / "spleen2_label.nii.gz"),
+             (TOTALSEG / "example_ct_sm.nii.gz", TOTALSEG / "example_seg.nii.gz")]
+    out = export_nnunet_dataset(cases, tmp_path, dataset_id=8, name="Extra", segments={1: "spleen"}, extra_channels=channels)
+    info = json.loads((out / "dataset.json").read_text())
+    assert info["channel_names"] == {"0": "CT", "1": "noNorm", "2": "rescale_to_0_1"}
+    assert info["channel_descriptions"] == {"0": "CT", "1": "bright", "2": "dark"}
+    src = nib.load(SPLEEN / "spleen2_ct.nii.gz")
+    extra = nib.load(out / "imagesTr" / "Extra_001_0001.nii.gz")
+    assert np.array_equal(extra.affine, src.affine) and extra.shape == src.shape
+    assert np.array_equal(np.asanyarray(extra.dataobj), (np.asanyarray(src.dataobj) > 100).astype(np.float32))
+    assert sorted(p.name for p in (out / "imagesTr").iterdir())[-1] == "Extra_002_0002.nii.gz"
+    verify(str(out), 1)
+
+
+@pytest.mark.parametrize("fault", ["wrong shape", "NaN", "names differ"])
+def test_bad_extra_channels_are_refused_and_nothing_is_written(fault, tmp_path):
+    from napari_sam_mis.io.dataset import ExtraChannel
+
+    def channels(volume):
+        arr = np.zeros(volume.shape, np.float32)
+        if fault == "wrong shape":
+            arr = arr[1:]
+        elif fault == "NaN":
+            arr[0, 0, 0] = np.nan
+        return [ExtraChannel("a" if fault != "names differ" or volume.shape[0] == 26 else "b", arr)]
+
+    cases = [(SPLEEN / "spleen2_ct.nii.gz", SPLEEN / "spleen2_label.nii.gz"),
+             (TOTALSEG / "example_ct_sm.nii.gz", TOTALSEG / "example_seg.nii.gz")]
+    with pytest.raises(InputError, match="differ from the first case's" if fault == "names differ" else "extra channel 'a'"):
+        export_nnunet_dataset(cases, tmp_path, dataset_id=8, name="Bad", extra_channels=channels)
+    assert not any(tmp_path.iterdir())
