@@ -27,6 +27,9 @@ class EmbeddingPanel(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.progress)
         row.addWidget(self.cancel_btn)
+        scheduler = self.scheduler
+        # deleted with its viewer without a close event: the job stops, what it still reports is dropped
+        self.progress.destroyed.connect(lambda *_: (setattr(self, "session", None), scheduler.stop(0)))
 
     @property
     def worker(self):
