@@ -1,7 +1,7 @@
 """Screenshots for the docs: the widget docked beside the spleen CT with a box prompt and its mask,
 the committed slice, one click on another slice, then the volume propagated from the box, and the
 session restored when the image is opened again; one click on a DeepLesion lesion; the uncertainty overlay with its suggested click; the three
-planes with their orientation letters.
+planes with their orientation letters; the automatic proposals of a DeepLesion slice, one accepted.
 Run under a (virtual) display:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/take_screenshots.py [OUT_DIR]
@@ -126,6 +126,7 @@ def main(out_dir: Path) -> None:
     lesion_click(out_dir)
     uncertainty_overlay(out_dir)
     three_views(out_dir)
+    proposals(out_dir)
 
 
 def three_views(out_dir: Path) -> None:
@@ -216,6 +217,31 @@ def lesion_click(out_dir: Path) -> None:
     close_toasts(viewer)
     out_dir.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(out_dir / "widget_click_lesion.png"), canvas_only=False)
+    viewer.close()
+
+
+def proposals(out_dir: Path) -> None:
+    """Propose on a DeepLesion slice: the proposals outlined, the lesion's accepted with a click."""
+    from napari_sam_mis.annotate.geometry import iou
+    from napari_sam_mis.io import read_label_array, read_volume
+
+    vol = read_volume(LESION)
+    gt = read_label_array(LESION, vol) > 0
+    z = int(np.argmax(gt.reshape(len(gt), -1).sum(axis=1)))
+    viewer, widget, app = docked(vol, LESION.stem, z)
+    wait(app, lambda: widget.session is not None and widget.session.has_embedding(z))
+    widget.embedding.cancel()
+    widget.labels_widget.select_value(widget.label_list.by_name("lesion").value)
+    panel = widget.proposals
+    panel.propose()
+    wait(app, lambda: panel.worker is None and panel.layer is not None)
+    lesion = max(panel.proposals, key=lambda pid: iou(panel.proposals[pid].mask, gt[z]))
+    panel.accept(lesion)  # as a click inside its outline does
+    viewer.reset_view()
+    settle(app)
+    close_toasts(viewer)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(out_dir / "proposals.png"), canvas_only=False)
     viewer.close()
 
 

@@ -22,6 +22,7 @@ from napari_sam_mis._qt.labels_layer import add_labels_layer, fitting_labels_lay
 from napari_sam_mis._qt.prompt_controller import PromptController
 from napari_sam_mis._qt.prompt_panel import TOOLTIP, PromptPanel, bind_shortcuts
 from napari_sam_mis._qt.propagation_panel import PropagationPanel
+from napari_sam_mis._qt.proposals_panel import ProposalsPanel
 from napari_sam_mis._qt.session_panel import SessionPanel
 from napari_sam_mis._qt.settings_panel import SettingsPanel
 from napari_sam_mis._qt.uncertainty_panel import UncertaintyPanel
@@ -83,11 +84,12 @@ class AnnotateWidget(QWidget):
         t.redo_btn.clicked.connect(self.redo)
 
         self.propagation, self.label_table, self.views = PropagationPanel(self), LabelTable(self), ViewButtons(self)
-        self.autosave, self.image_info, self.uncertainty = SessionPanel(self), ImageInfo(), UncertaintyPanel(self)
+        self.autosave, self.image_info = SessionPanel(self), ImageInfo()
+        self.uncertainty, self.proposals = UncertaintyPanel(self), ProposalsPanel(self)
         layout = QVBoxLayout(self)
         for title, widget in (("Image and model", self.settings), (None, self.image_info), (None, self.views),
-                              (None, self.embedding), (None, self.status),
-                              ("Labels", self.labels_widget), ("Prompts", self.tools), (None, self.uncertainty),
+                              (None, self.embedding), (None, self.status), ("Labels", self.labels_widget),
+                              ("Prompts", self.tools), (None, self.uncertainty), (None, self.proposals),
                               ("Volume: propagation and key slices", self.propagation), ("Label table", self.label_table),
                               (None, self.autosave)):
             if title:

@@ -1,4 +1,4 @@
-"""The napari-sam-mis command: eval, segment, view, embed, batch, export-dataset, finetune, bench.
+"""The napari-sam-mis command: eval, segment, propose, view, embed, batch, export-dataset, finetune, bench.
 
 One module per command, each with ``register(subparsers)``; ``common`` holds what they share.
 """
@@ -8,10 +8,10 @@ import argparse
 import sys
 import warnings
 
-from napari_sam_mis.cli import batch, bench, embed, evaluate, export, finetune, segment, view
+from napari_sam_mis.cli import batch, bench, embed, evaluate, export, finetune, propose, segment, view
 from napari_sam_mis.errors import SamMisError
 
-COMMANDS = (evaluate, segment, view, embed, batch, export, finetune, bench)
+COMMANDS = (evaluate, segment, propose, view, embed, batch, export, finetune, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
