@@ -14,12 +14,11 @@ import json
 import os
 import shutil
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from napari_sam_mis.embeddings.store import signature_key
+from napari_sam_mis.embeddings.store import chunk_crc, read_chunk, signature_key
 from napari_sam_mis.io.atomic import remove_stale_temps, write_bytes_atomic
 
 PRIORS_FOLDER = "priors"
@@ -29,10 +28,6 @@ PRIORS_DTYPE = "float16"
 
 class PriorCacheWarning(UserWarning):
     """A cached prior map or its metadata was stale or damaged and is recomputed."""
-
-
-def _crc(z: int, data: bytes) -> int:
-    return zlib.crc32(data, zlib.crc32(f"{int(z)}:".encode()))
 
 
 class PriorStore:
@@ -75,7 +70,7 @@ class PriorStore:
         buf = io.BytesIO()
         np.save(buf, np.stack([seg, boundary]).reshape(self.shape).astype(PRIORS_DTYPE), allow_pickle=False)
         data = buf.getvalue()
-        name = f"{int(z):05d}.{_crc(z, data):08x}.npy"
+        name = f"{int(z):05d}.{chunk_crc(z, data):08x}.npy"
         write_bytes_atomic(self.dir / name, data)
         old = self._chunks.get(int(z))
         self._chunks[int(z)] = name
@@ -90,12 +85,7 @@ class PriorStore:
             return None
         path = self.dir / name
         try:
-            data = path.read_bytes()
-            if _crc(z, data) != int(name.split(".")[1], 16):
-                raise ValueError("checksum mismatch")
-            arr = np.load(io.BytesIO(data), allow_pickle=False)
-            if arr.shape != self.shape or arr.dtype != np.dtype(PRIORS_DTYPE):
-                raise ValueError(f"shape {arr.shape} {arr.dtype}, expected {self.shape} {PRIORS_DTYPE}")
+            arr = read_chunk(path, z, self.shape, PRIORS_DTYPE)
         except (OSError, ValueError) as exc:
             warnings.warn(f"prior cache chunk {path} is damaged ({exc}); recomputing slice {z}",
                           PriorCacheWarning, stacklevel=2)

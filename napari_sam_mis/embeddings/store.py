@@ -76,9 +76,21 @@ def geometry_from_dict(d: dict) -> SliceGeometry:
     )
 
 
-def _chunk_crc(z: int, data: bytes) -> int:
+def chunk_crc(z: int, data: bytes) -> int:
     """CRC-32 of a chunk's bytes and its slice index: a chunk renamed to another slice fails it."""
     return zlib.crc32(data, zlib.crc32(f"{int(z)}:".encode()))
+
+
+def read_chunk(path: Path, z: int, shape, dtype) -> np.ndarray:
+    """A chunk file of slice z (named ``<z>.<crc>.npy``) checked against its CRC, shape and dtype;
+    ValueError or OSError says what is wrong."""
+    data = path.read_bytes()
+    if chunk_crc(z, data) != int(path.name.split(".")[1], 16):
+        raise ValueError("checksum mismatch")
+    arr = np.load(io.BytesIO(data), allow_pickle=False)
+    if arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype):
+        raise ValueError(f"shape {arr.shape} {arr.dtype}, expected {tuple(shape)} {np.dtype(dtype)}")
+    return arr
 
 
 class SliceLRU:
@@ -190,7 +202,7 @@ class EmbeddingStore:
         buf = io.BytesIO()
         np.save(buf, arr, allow_pickle=False)
         data = buf.getvalue()
-        name = f"{int(z):05d}.{_chunk_crc(z, data):08x}.npy"
+        name = f"{int(z):05d}.{chunk_crc(z, data):08x}.npy"
         write_bytes_atomic(self.dir / name, data)
         with self._lock:
             old = self._chunks.get(int(z))
@@ -206,12 +218,7 @@ class EmbeddingStore:
             return None
         path = self.dir / name
         try:
-            data = path.read_bytes()
-            if _chunk_crc(z, data) != int(name.split(".")[1], 16):
-                raise ValueError("checksum mismatch")
-            arr = np.load(io.BytesIO(data), allow_pickle=False)
-            if arr.shape != self.shape or arr.dtype != np.dtype(STORE_DTYPE):
-                raise ValueError(f"shape {arr.shape} {arr.dtype}, expected {self.shape} {STORE_DTYPE}")
+            arr = read_chunk(path, z, self.shape, STORE_DTYPE)
         except (OSError, ValueError) as exc:
             warnings.warn(f"embedding cache chunk {path} is damaged ({exc}); recomputing slice {z}",
                           EmbeddingCacheWarning, stacklevel=2)
