@@ -197,10 +197,9 @@ def uncertainty_overlay(out_dir: Path) -> None:
     viewer.close()
 
 
-def lesion_click(out_dir: Path) -> None:
-    """One positive click on a lesion (the click path's candidates over a window of image tokens)."""
-
-    from napari_sam_mis.evaluation.simulate import farthest_interior_point
+def lesion_docked():
+    """DeepLesion 000009 docked on the lesion's largest slice, that slice embedded:
+    (volume, lesion mask, z, viewer, widget, app)."""
     from napari_sam_mis.io import read_label_array, read_volume
 
     vol = read_volume(LESION)
@@ -208,6 +207,15 @@ def lesion_click(out_dir: Path) -> None:
     z = int(np.argmax(gt.reshape(len(gt), -1).sum(axis=1)))
     viewer, widget, app = docked(vol, LESION.stem, z)
     wait(app, lambda: widget.session is not None and widget.session.has_embedding(z))
+    return vol, gt, z, viewer, widget, app
+
+
+def lesion_click(out_dir: Path) -> None:
+    """One positive click on a lesion (the click path's candidates over a window of image tokens)."""
+
+    from napari_sam_mis.evaluation.simulate import farthest_interior_point
+
+    vol, gt, z, viewer, widget, app = lesion_docked()
     wait(app, lambda: widget.worker is None)  # every slice embedded
     widget.points_layer.add(np.array([[z, *farthest_interior_point(gt[z])]], float))
     wait(app, lambda: widget.preview_layer.data[z].any())
@@ -223,13 +231,8 @@ def lesion_click(out_dir: Path) -> None:
 def proposals(out_dir: Path) -> None:
     """Propose on a DeepLesion slice: the proposals outlined, the lesion's accepted with a click."""
     from napari_sam_mis.annotate.geometry import iou
-    from napari_sam_mis.io import read_label_array, read_volume
 
-    vol = read_volume(LESION)
-    gt = read_label_array(LESION, vol) > 0
-    z = int(np.argmax(gt.reshape(len(gt), -1).sum(axis=1)))
-    viewer, widget, app = docked(vol, LESION.stem, z)
-    wait(app, lambda: widget.session is not None and widget.session.has_embedding(z))
+    vol, gt, z, viewer, widget, app = lesion_docked()
     widget.embedding.cancel()
     widget.labels_widget.select_value(widget.label_list.by_name("lesion").value)
     panel = widget.proposals

@@ -31,13 +31,19 @@ def click_canvas(viewer, qtbot, data_point, layer):
     qtbot.mouseClick(canvas.native, Qt.LeftButton, pos=QPoint(int(round(x)), int(round(y))))
 
 
-def test_propose_then_click_commits_the_spleen_and_ctrl_z_takes_it_back(make_napari_viewer, qtbot, spleen):
-    ct, gt = spleen
+def _proposed(make_napari_viewer, qtbot, ct):
+    """The widget docked on ``ct``, every slice embedded, Propose pressed and its proposals shown."""
     viewer, widget = open_widget(make_napari_viewer, qtbot, ct)
     wait_embedded(qtbot, widget)
     panel = widget.proposals
     panel.propose_btn.click()
     qtbot.waitUntil(lambda: panel.worker is None and panel.layer is not None, timeout=EMBED_TIMEOUT)
+    return viewer, widget, panel
+
+
+def test_propose_then_click_commits_the_spleen_and_ctrl_z_takes_it_back(make_napari_viewer, qtbot, spleen):
+    ct, gt = spleen
+    viewer, widget, panel = _proposed(make_napari_viewer, qtbot, ct)
     layer = panel.layer
     assert widget.settings.labels_combo.findText(layer.name) == -1, "not offered as a labels layer"
     assert widget.settings.image_combo.findText(layer.name) == -1
@@ -65,11 +71,7 @@ def test_propose_then_click_commits_the_spleen_and_ctrl_z_takes_it_back(make_nap
 
 def test_the_proposals_go_with_their_image(make_napari_viewer, qtbot, spleen):
     ct, _ = spleen
-    viewer, widget = open_widget(make_napari_viewer, qtbot, ct)
-    wait_embedded(qtbot, widget)
-    panel = widget.proposals
-    panel.propose_btn.click()
-    qtbot.waitUntil(lambda: panel.worker is None and panel.layer is not None, timeout=EMBED_TIMEOUT)
+    viewer, widget, panel = _proposed(make_napari_viewer, qtbot, ct)
     layer = panel.layer
     viewer.layers.remove(viewer.layers["spleen CT"])
     assert layer not in viewer.layers and panel.layer is None and not panel.proposals
