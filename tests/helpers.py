@@ -12,6 +12,8 @@ SPLEEN_LABEL = DATA / "msd_spleen_crop" / "spleen2_label.nii.gz"
 LESION_9 = DATA / "deeplesion_medsam2" / "CT_Lesion_000009_03_01_036-048.npz"
 LESION_10 = DATA / "deeplesion_medsam2" / "CT_Lesion_000010_01_01_078-090.npz"
 SAMMED2D = DATA / "sammed2d_demo"
+ABDOMEN_MR = DATA / "totalseg_mr_example" / "example_mr_sm.nii.gz"
+ABDOMEN_MR_LABEL = DATA / "totalseg_mr_example" / "example_seg_mr.nii.gz"
 
 
 def need(path: Path) -> Path:

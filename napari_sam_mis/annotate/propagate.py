@@ -79,6 +79,13 @@ def slice_range(n_slices: int, start_z: int, direction: int, stop_z: int | None 
     return range(start_z + direction, last + direction, direction) if (last - start_z) * direction > 0 else range(0)
 
 
+def _from_slice(n_slices: int, z: int, direction: int, stop_z: int | None = None) -> list[int]:
+    """Slice ``z`` and those after it in ``direction`` up to ``stop_z`` (inclusive) or the edge."""
+    if not 0 <= z < n_slices or (stop_z is not None and (stop_z - z) * direction < 0):
+        return []
+    return [z, *slice_range(n_slices, z, direction, stop_z)]
+
+
 def next_slice(session, z: int, previous: np.ndarray, previous_logits: np.ndarray | None,
                settings: PropagationSettings) -> SliceResult | None:
     """Decode slice ``z`` from the neighbouring slice's mask (and logits); None if it is empty."""
@@ -280,7 +287,7 @@ def repropagate(session, z: int, start, masks: dict, anchors: Iterable[int] = ()
         stops.append(run.stop)
         if absorbed or run.stop.z is None or not shrunk:
             continue
-        beyond = list(slice_range(session.n_slices, run.stop.z - direction, direction, limit))
+        beyond = _from_slice(session.n_slices, run.stop.z, direction, limit)
         if not any(k in anchors for k in beyond):
             changes.update((k, None) for k in beyond if k in masks)
     return changes, stops

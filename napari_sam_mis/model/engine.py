@@ -5,6 +5,7 @@ fast paths in kernels/.
 """
 from __future__ import annotations
 
+import threading
 from contextlib import nullcontext
 
 import numpy as np
@@ -37,6 +38,9 @@ class SamEngine:
         self._fast_encoder = None
         self._fast_decoder = None
         self._dense_positional_encoding = None
+        self._proposer = None  # built on first use (``click_proposer``)
+        self._proposer_lock = threading.Lock()
+        self.proposes_clicks = spec.click_proposer is not None
         if self.backend != "eager":
             self._build_fast_paths()
             if device.type == "cpu":
@@ -47,7 +51,23 @@ class SamEngine:
         spec = get_spec(name)
         dev = resolve_device(device)
         module, path = build_model(name, checkpoint)
-        return cls(module, spec, dev, path, backend)
+        engine = cls(module, spec, dev, path, backend)
+        if checkpoint is not None:  # other encoder weights: the proposer's masks would not fit its embeddings
+            engine.proposes_clicks = False
+        return engine
+
+    @property
+    def click_proposer(self) -> "SamEngine | None":
+        """The spec's click-trained model on the same image encoder, for the click path's proposal
+        (None when there is none, or when this engine runs a checkpoint of its own)."""
+        if not self.proposes_clicks:
+            return None
+        with self._proposer_lock:
+            if self._proposer is None:
+                self._proposer = SamEngine.load(self.spec.click_proposer, None, str(self.device), self.backend)
+                self._proposer.priority = self.priority  # its decodes pause this engine's encoder too
+                self._proposer.decode_threads = self.decode_threads
+            return self._proposer
 
     def _build_fast_paths(self) -> None:
         from napari_sam_mis.model.kernels.mask_decoder import FastMaskDecoder

@@ -28,6 +28,9 @@ class ModelSpec:
     # path) laid over the bundled LiteMedSAM weights; --checkpoint may name a `finetune` output instead
     decoder_overlay: str | None = None
     box_trained: bool = False  # trained with box prompts only: clicks go through annotate/clicks.py
+    # a click-trained model on the same image encoder whose mask for a first click joins the
+    # candidates of annotate/clicks.py (docs/clicks.md)
+    click_proposer: str | None = None
 
     @property
     def needs_checkpoint(self) -> bool:
@@ -37,7 +40,8 @@ class ModelSpec:
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("litemedsam", LITEMEDSAM, None, 256, None, "LiteMedSAM (TinyViT, bundled weights)", box_trained=True),
+        ModelSpec("litemedsam", LITEMEDSAM, None, 256, None, "LiteMedSAM (TinyViT, bundled weights)", box_trained=True,
+                  click_proposer="litemedsam_clicks"),
         ModelSpec("litemedsam_clicks", LITEMEDSAM, None, 256, None,
                   "LiteMedSAM with a click-trained prompt encoder + mask decoder (bundled)",
                   decoder_overlay="litemedsam_clicks.pt"),

@@ -14,7 +14,7 @@ from napari_sam_mis.evaluation.simulate import corrective_click, farthest_interi
 from napari_sam_mis.io import read_label_array, read_volume
 from napari_sam_mis.model.registry import get_spec
 
-from ..helpers import LESION_9, SPLEEN_CT, SPLEEN_LABEL, need
+from ..helpers import ABDOMEN_MR, ABDOMEN_MR_LABEL, LESION_9, SPLEEN_CT, SPLEEN_LABEL, need
 
 
 def _largest_slice(gt):
@@ -91,6 +91,32 @@ def test_one_click_segments_a_lesion(lesion, decoder_calls):
     assert dice(result.mask, gt[z]) >= 0.85
     assert 0.0 < result.score <= 1.0
     assert decoder_calls == [3]  # a small object's candidates: all in one call
+
+
+def test_the_click_trained_proposal_wins_on_a_small_vessel(lite_engine, monkeypatch):
+    """Abdominal MR at 3 mm (pseudo ground truth): the IVC covers ~25 pixels of a slice, the region
+    hints around a click there leak, and the click-trained proposer's mask is the candidate kept."""
+    volume = read_volume(need(ABDOMEN_MR))
+    volume.modality = "MR"
+    ivc = read_label_array(need(ABDOMEN_MR_LABEL), volume) == 24
+    session = AnnotationSession(volume, lite_engine)
+    assert lite_engine.click_proposer is not None and lite_engine.click_proposer.name == "litemedsam_clicks"
+    with_proposal, without = [], []
+    for z in (2, 3, 5):
+        click = _click(farthest_interior_point(ivc[z]))
+        with_proposal.append(dice(session.predict(z, click).mask, ivc[z]))
+        monkeypatch.setattr(lite_engine, "proposes_clicks", False)
+        without.append(dice(session.predict(z, click).mask, ivc[z]))
+        monkeypatch.undo()
+    assert min(with_proposal) >= 0.5 and max(without) <= 0.2, (with_proposal, without)
+
+
+def test_a_checkpoint_of_its_own_has_no_proposer():
+    from napari_sam_mis.model.engine import SamEngine
+    from napari_sam_mis.model.weights import bundled_litemedsam_path
+
+    engine = SamEngine.load("litemedsam", checkpoint=bundled_litemedsam_path(), device="cpu")
+    assert engine.click_proposer is None
 
 
 def test_jittered_clicks_still_segment_the_lesion(lesion):

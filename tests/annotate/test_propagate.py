@@ -15,6 +15,7 @@ from napari_sam_mis.annotate.propagate import (
     UP,
     PropagationSettings,
     SliceLocks,
+    _from_slice,
     propagate,
     propagated_masks,
     slice_range,
@@ -62,6 +63,9 @@ def test_slice_range_limits_and_cancel(spleen, lite_engine):
     assert [r.z for r in propagate(session, z0, start, UP, stop_z=z0 + 2)] == [z0 + 1, z0 + 2]
     assert [r.z for r in propagate(session, z0, start, DOWN, stop_z=z0 - 3)] == [z0 - 1, z0 - 2, z0 - 3]
     assert list(slice_range(26, 25, UP)) == [] and list(slice_range(26, 3, DOWN, stop_z=-5)) == [2, 1, 0]
+    # the slices a shrinking correction clears past a stop: from the stop on, at either edge too
+    assert _from_slice(20, 0, UP, 2) == [0, 1, 2] and _from_slice(20, 19, DOWN, 18) == [19, 18]
+    assert _from_slice(20, 5, UP, 3) == [] and _from_slice(20, 20, UP) == [] and _from_slice(20, 17, UP) == [17, 18, 19]
     with pytest.raises(ValueError, match="direction"):
         list(propagate(session, z0, start, 2))
     with pytest.raises(ValueError, match="outside the volume"):
