@@ -358,11 +358,10 @@ def mask_for_clicks(engine: SamEngine, emb: SliceEmbedding, display: np.ndarray,
     decoded = masks_for_boxes(engine, emb, boxes[:1] if first_alone else boxes, frame)
     proposal = None
     if first_click and confident(decoded[0], boxes[0], positives, negatives):
-        decoded = decoded[:1]
+        decoded, boxes = decoded[:1], boxes[:1]
     else:
         if first_alone:
             decoded += masks_for_boxes(engine, emb, boxes[1:], frame)
-        boxes = boxes[: len(decoded)]
         if first_click and engine.click_proposer is not None:
             proposal = _proposal(engine.click_proposer, emb, prompt, frame)
             if proposal.mask.any():
@@ -370,13 +369,12 @@ def mask_for_clicks(engine: SamEngine, emb: SliceEmbedding, display: np.ndarray,
                 boxes.append(_scaled(_bbox(proposal.mask), 1.1))
             else:
                 proposal = None
-    boxes = boxes[: len(decoded)]
     masks = np.stack([r.mask for r in decoded])
     ious = np.array([r.score for r in decoded])
     edited = np.stack([apply_clicks(m, hints, positives, negatives) for m in masks])
     expected = None if first_click else apply_clicks(previous, hints, positives, negatives)
     best = int(np.argmax(candidate_scores(masks, edited, ious, boxes, positives, negatives, expected,
-                                          proposal.mask if proposal is not None and len(masks) > 1 else None)))
+                                          None if proposal is None else proposal.mask)))
     mask = edited[best]
     if not first_click:
         newest_negative = bool(prompt.labels) and int(prompt.labels[-1]) == NEGATIVE
