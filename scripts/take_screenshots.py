@@ -48,6 +48,13 @@ def close_toasts(viewer) -> None:
         toast.close()
 
 
+def shoot(viewer, out_dir: Path, name: str) -> None:
+    """The whole window (docks included) as out_dir/name, without notification toasts."""
+    close_toasts(viewer)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(out_dir / name), canvas_only=False)
+
+
 def docked(vol, name: str, z: int):
     """A viewer with ``vol`` as an image layer on slice z and the widget docked: (viewer, widget, app)."""
     import napari
@@ -84,13 +91,10 @@ def main(out_dir: Path) -> None:
     widget.shapes_layer.add_rectangles(np.array([corners], float))
     wait(app, lambda: widget.preview_layer.data[Z].any())
     viewer.reset_view()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    close_toasts(viewer)
-    viewer.screenshot(str(out_dir / "widget_box_prompt.png"), canvas_only=False)
+    shoot(viewer, out_dir, "widget_box_prompt.png")
 
     widget.commit()
-    close_toasts(viewer)
-    viewer.screenshot(str(out_dir / "widget_committed.png"), canvas_only=False)
+    shoot(viewer, out_dir, "widget_committed.png")
 
     # one click on another slice: the click path of annotate/clicks.py
     zc = Z + 3
@@ -98,8 +102,7 @@ def main(out_dir: Path) -> None:
     wait(app, lambda: widget.session.has_embedding(zc))
     widget.points_layer.add(np.array([[zc, *farthest_interior_point(gt[zc])]], float))
     wait(app, lambda: widget.preview_layer.data[zc].any())
-    close_toasts(viewer)
-    viewer.screenshot(str(out_dir / "widget_click.png"), canvas_only=False)
+    shoot(viewer, out_dir, "widget_click.png")
     widget.clear_prompts()
     viewer.dims.set_current_step(0, Z)
 
@@ -107,21 +110,18 @@ def main(out_dir: Path) -> None:
     panel.propagate(direction=0)
     wait(app, lambda: not panel.is_running and panel.previewed, timeout_s=900)
     viewer.dims.set_current_step(0, Z - 6)
-    close_toasts(viewer)
-    viewer.screenshot(str(out_dir / "widget_propagated.png"), canvas_only=False)
+    shoot(viewer, out_dir, "widget_propagated.png")
     panel.commit_all()  # the label table follows the commit
     committed = int((widget.labels_layer.data > 0).sum())
     wait(app, lambda: sum(st.voxels for st in widget.label_table.stats) == committed)
-    close_toasts(viewer)
-    viewer.screenshot(str(out_dir / "widget_label_table.png"), canvas_only=False)
+    shoot(viewer, out_dir, "widget_label_table.png")
     viewer.close()  # the session is saved on the way out
 
     viewer, widget, app = docked(vol, "spleen2_ct", Z - 6)
     wait(app, lambda: widget.labels_layer is not None and widget.labels_layer.data.any())
     settle(app)
     viewer.reset_view()
-    close_toasts(viewer)
-    viewer.screenshot(str(out_dir / "widget_session_restored.png"), canvas_only=False)
+    shoot(viewer, out_dir, "widget_session_restored.png")
     viewer.close()
     lesion_click(out_dir)
     uncertainty_overlay(out_dir)
@@ -166,8 +166,7 @@ def three_views(out_dir: Path) -> None:
     linked.viewer.reset_view()
     settle(QApplication.instance())
     close_toasts(viewer)
-    close_toasts(linked.viewer)
-    linked.viewer.screenshot(str(out_dir / "linked_planes.png"), canvas_only=False)
+    shoot(linked.viewer, out_dir, "linked_planes.png")
     linked.viewer.close()
     viewer.close()
 
@@ -191,9 +190,7 @@ def uncertainty_overlay(out_dir: Path) -> None:
     wait(app, lambda: widget.preview_layer.data[Z].any())
     viewer.reset_view()
     settle(app)
-    close_toasts(viewer)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(out_dir / "uncertainty_overlay.png"), canvas_only=False)
+    shoot(viewer, out_dir, "uncertainty_overlay.png")
     viewer.close()
 
 
@@ -222,9 +219,7 @@ def lesion_click(out_dir: Path) -> None:
     rr, cc = np.nonzero(gt[z])
     viewer.camera.center = (0, rr.mean() * vol.spacing[1], cc.mean() * vol.spacing[2])
     viewer.camera.zoom = 2.5 * viewer.camera.zoom
-    close_toasts(viewer)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(out_dir / "widget_click_lesion.png"), canvas_only=False)
+    shoot(viewer, out_dir, "widget_click_lesion.png")
     viewer.close()
 
 
@@ -242,9 +237,7 @@ def proposals(out_dir: Path) -> None:
     panel.accept(lesion)  # as a click inside its outline does
     viewer.reset_view()
     settle(app)
-    close_toasts(viewer)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(out_dir / "proposals.png"), canvas_only=False)
+    shoot(viewer, out_dir, "proposals.png")
     viewer.close()
 
 
