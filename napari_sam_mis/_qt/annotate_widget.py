@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
@@ -29,6 +30,7 @@ from napari_sam_mis._qt.uncertainty_panel import UncertaintyPanel
 from napari_sam_mis._qt.view_buttons import ViewButtons
 from napari_sam_mis.annotate.axis_sessions import AxisSessions
 from napari_sam_mis.annotate.labels import LabelList
+from napari_sam_mis.annotate.neighbour_check import is_first_click, neighbour_mask
 from napari_sam_mis.annotate.session import AnnotationSession
 from napari_sam_mis.annotate.window import window_summary
 from napari_sam_mis.embeddings.store import default_cache_dir
@@ -327,11 +329,27 @@ class AnnotateWidget(QWidget):
             self.status.setText(f"computing the embedding of slice {z} first…")
             self.start_embedding(background=False)
             return
-        result = self.session.segment(z, prompt)
+        neighbour = self._neighbour_mask(z) if is_first_click(prompt) else None
+        result = self.session.segment(z, prompt, neighbour)
         self.last_score = result.score
         self.prompts.set_preview(z, result.mask, self.label_list.selected or 1)
         self.uncertainty.update(z, prompt)
         self.last_decode_time = time.perf_counter()
+
+    def _neighbour_mask(self, z: int):
+        """The selected label's mask (committed, else previewed) on the larger of slices z - 1 and z + 1."""
+        if not self.is3d:
+            return None
+        masks = {}
+        for k in (z - 1, z + 1):
+            if not 0 <= k < self.session.n_slices:
+                continue
+            mask = self.prompts.preview_plane(k) > 0
+            if self.labels_layer is not None and self.label_list.selected is not None:
+                data = self.labels_layer.data
+                mask = mask | (np.asarray(data[L.labels_key(data.ndim, k, self.axis)]) == self.label_list.selected)
+            masks[k] = mask
+        return neighbour_mask(masks, z)
 
     def clear_prompts(self) -> None:
         """Remove the clicks and the box of the slice shown, and its preview."""

@@ -301,8 +301,8 @@ def _box_and_clicks(engine, emb, hints, box, points, labels, frame) -> MaskResul
         neg = [p for p, lab in zip(points[: k + 1], labels) if lab == NEGATIVE]
         if all(mask[p] for p in pos) and not any(mask[n] for n in neg):
             continue
-        edited = apply_clicks(boxed.mask, hints, pos, neg) if pos else boxed.mask
-        mask = keep_promises(edited, mask, pos or [anchor_point(mask, neg)], neg, labels[k] == NEGATIVE)
+        pos = pos or [anchor_point(mask, neg)]
+        mask = keep_promises(apply_clicks(boxed.mask, hints, pos, neg), mask, pos, neg, labels[k] == NEGATIVE)
     return MaskResult(mask, boxed.score, _edit_logits(boxed.low_res_logits, boxed.mask, mask, emb.geometry))
 
 

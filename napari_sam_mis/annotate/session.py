@@ -13,6 +13,7 @@ import numpy as np
 from napari_sam_mis import __version__
 from napari_sam_mis.annotate.clicks import mask_for_clicks
 from napari_sam_mis.annotate.masks import MaskResult, mask_for_prompt
+from napari_sam_mis.annotate.neighbour_check import checked_by_neighbour
 from napari_sam_mis.annotate.planes import SlicePlane
 from napari_sam_mis.annotate.prompts import Prompt
 from napari_sam_mis.annotate.uncertainty import Uncertainty, box_uncertainty
@@ -192,16 +193,18 @@ class AnnotationSession:
         return box_uncertainty(self.engine, self.embedding(z), box, self.display_slice(z).shape[:2],
                                self.plane.resampled_prompt)
 
-    def segment(self, z: int, prompt: Prompt) -> MaskResult:
+    def segment(self, z: int, prompt: Prompt, neighbour: np.ndarray | None = None) -> MaskResult:
         """The mask of an annotator's prompt on slice z. A follow-up click refines the last mask:
         when the prompt is the last click-only prompt of slice z plus one click, the last result's
-        low-res logits are fed back as mask prompt (unless the prompt brings its own)."""
+        low-res logits are fed back as mask prompt (unless the prompt brings its own). ``neighbour``:
+        the object's mask on an adjacent slice, which bounds a first click's mask
+        (``annotate.neighbour_check``)."""
         last = self._last_clicks.get(z)
         if (last is not None and prompt.box is None and prompt.mask_logits is None
                 and len(prompt.points) == len(last.points) + 1
                 and np.allclose(prompt.points[:-1], last.points) and list(prompt.labels[:-1]) == last.labels):
             prompt = replace(prompt, mask_logits=last.logits)
-        result = self.predict(z, prompt)
+        result = checked_by_neighbour(self, z, prompt, self.predict(z, prompt), neighbour)
         if prompt.points and prompt.box is None:
             self._last_clicks[z] = _Clicks([tuple(p) for p in prompt.points], list(prompt.labels), result.low_res_logits)
         else:

@@ -8,7 +8,8 @@ Biomedical Image Segmentation" (as nnInteractive and others report it), for one 
 1. N corrective clicks. Each goes to the centre (the maximum of the distance transform, in mm)
    of the largest 3D connected error component: positive for a missed region, negative for an
    extra one, on that component's slice. The clicked slice is decoded again with all its clicks
-   (on the first slice also its box; elsewhere the current mask's logits are fed back), and the
+   (on the first slice also its box; elsewhere the current mask's logits are fed back; on a slice
+   without a mask the neighbour's mask bounds a fresh one, ``annotate.neighbour_check``), and the
    correction is propagated from it both ways (``annotate.propagate.repropagate``: until it is
    absorbed, or up to the next slice that has clicks of its own).
 
@@ -26,6 +27,7 @@ from scipy import ndimage
 
 from napari_sam_mis.annotate.geometry import mask_box
 from napari_sam_mis.annotate.masks import MaskResult, logits_for_mask
+from napari_sam_mis.annotate.neighbour_check import checked_by_neighbour, neighbour_mask
 from napari_sam_mis.annotate.prompts import NEGATIVE, POSITIVE, Prompt
 from napari_sam_mis.annotate.propagate import repropagate
 from napari_sam_mis.evaluation.metrics import NSD_TOLERANCE_MM, dice, surface_dice
@@ -66,6 +68,9 @@ class _Run:
     clicks: dict = field(default_factory=dict)  # z -> ([(row, col)], [label])
     anchors: set = field(default_factory=set)
 
+    def masks(self) -> dict:
+        return {z: r.mask for z, r in self.results.items()}
+
     def volume(self) -> np.ndarray:
         out = np.zeros(self.shape, bool)
         for z, r in self.results.items():
@@ -74,7 +79,7 @@ class _Run:
 
 
 def _set_and_propagate(session, run: _Run, z: int, result: MaskResult, low: int | None, high: int | None) -> None:
-    masks = {k: r.mask for k, r in run.results.items()}
+    masks = run.masks()
     run.results[z] = result
     run.anchors.add(z)
     changes, _ = repropagate(session, z, result, masks, run.anchors, low, high)
@@ -132,7 +137,9 @@ def interactive_label(session, gt: np.ndarray, first: str = "box", clicks: int =
         labels.append(label)
         logits = None if z == z0 and box0 is not None else _logits_to_correct(session, run, z)
         prompt = Prompt(points=list(points), labels=list(labels), box=box0 if z == z0 else None, mask_logits=logits)
-        _set_and_propagate(session, run, z, session.predict(z, prompt), low, high)
+        result = session.predict(z, prompt)
+        result = checked_by_neighbour(session, z, prompt, result, neighbour_mask(run.masks(), z))
+        _set_and_propagate(session, run, z, result, low, high)
         pred = run.volume()
         dices.append(dice(pred, gt))
         nsds.append(surface_dice(pred, gt, spacing, tolerance_mm))

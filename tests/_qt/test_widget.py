@@ -25,7 +25,7 @@ from napari.utils.colormaps.standardize_color import transform_color
 
 from napari_sam_mis._napari.layers import NEGATIVE_COLOR
 
-from ..helpers import DATA, SPLEEN_CT
+from ..helpers import ABDOMEN_MR, ABDOMEN_MR_LABEL, DATA, SPLEEN_CT, need
 from .widget_helpers import EMBED_TIMEOUT, Z, draw_box, gt_box, open_widget, open_with_box_preview, press, wait_embedded
 
 
@@ -310,3 +310,33 @@ def test_the_label_table_follows_commits_and_copies(make_napari_viewer, qtbot, s
     table.copy_btn.click()
     pasted = QApplication.clipboard().text().splitlines()
     assert pasted[0].startswith("value\tname") and pasted[1].split("\t")[:3] == [str(value), name, str(voxels)]
+
+
+def test_a_first_click_next_to_a_committed_slice_stays_near_its_size(make_napari_viewer, qtbot):
+    """Abdominal MR, liver (pseudo ground truth): a box committed on slice 9, then a lone click on
+    slice 8, where the click's fresh mask leaks into the neighbours (more than twice the committed
+    area): the committed neighbour bounds it, and the click stays inside."""
+    from napari_sam_mis.evaluation.simulate import farthest_interior_point
+    from napari_sam_mis.io import read_label_array, read_volume
+
+    volume = read_volume(need(ABDOMEN_MR))
+    volume.modality = "MR"
+    gt = read_label_array(need(ABDOMEN_MR_LABEL), volume) == 5
+    viewer, widget = open_widget(make_napari_viewer, qtbot, volume, z=9)
+    wait_embedded(qtbot, widget, 9)
+    draw_box(widget, 9, gt_box(gt[9], margin=1))
+    qtbot.waitUntil(lambda: widget.preview_layer.data[9].any(), timeout=10_000)
+    viewer.layers.selection.active = widget.shapes_layer
+    press(viewer, qtbot, Qt.Key_Return)
+    committed = widget.labels_layer.data[9] == widget.label_list.selected
+    assert dice(committed, gt[9]) >= 0.85
+
+    viewer.dims.set_current_step(0, 8)
+    click = farthest_interior_point(gt[8])
+    widget.points_layer.add(np.array([[8, *click]], float))
+    qtbot.waitUntil(lambda: widget.preview_layer.data[8].any(), timeout=EMBED_TIMEOUT)
+    preview = widget.preview_layer.data[8] > 0
+    fresh = widget.session.predict(8, widget.prompts.prompt(8)).mask
+    assert fresh.sum() > 2 * committed.sum(), "the case no longer leaks: pick another slice"
+    assert preview[click] and preview.sum() <= 2 * committed.sum()
+    assert dice(preview, gt[8]) >= 0.85 > dice(fresh, gt[8])
