@@ -1,7 +1,8 @@
 """Screenshots for the docs: the widget docked beside the spleen CT with a box prompt and its mask,
 the committed slice, one click on another slice, then the volume propagated from the box, and the
 session restored when the image is opened again; one click on a DeepLesion lesion; the uncertainty overlay with its suggested click; the three
-planes with their orientation letters; the automatic proposals of a DeepLesion slice, one accepted.
+planes with their orientation letters; the automatic proposals of a DeepLesion slice, one accepted;
+a lone click next to a committed slice of the abdominal MR's liver, bounded by it.
 Run under a (virtual) display:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/take_screenshots.py [OUT_DIR]
@@ -16,6 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SPLEEN = ROOT.parent / "shared" / "data" / "msd_spleen_crop"
 LESION = ROOT.parent / "shared" / "data" / "deeplesion_medsam2" / "CT_Lesion_000009_03_01_036-048.npz"
+ABDOMEN_MR = ROOT.parent / "shared" / "data" / "totalseg_mr_example"
 Z = 15  # the slice with the largest spleen cross-section
 
 
@@ -127,6 +129,7 @@ def main(out_dir: Path) -> None:
     uncertainty_overlay(out_dir)
     three_views(out_dir)
     proposals(out_dir)
+    neighbour_click(out_dir)
 
 
 def three_views(out_dir: Path) -> None:
@@ -238,6 +241,33 @@ def proposals(out_dir: Path) -> None:
     viewer.reset_view()
     settle(app)
     shoot(viewer, out_dir, "proposals.png")
+    viewer.close()
+
+
+def neighbour_click(out_dir: Path) -> None:
+    """The abdominal MR's liver committed from a box on slice 9, then one click on slice 8: the
+    committed neighbour bounds the click's mask (annotate/neighbour_check.py)."""
+    from napari_sam_mis.evaluation.simulate import farthest_interior_point
+    from napari_sam_mis.io import read_label_array, read_volume
+
+    vol = read_volume(ABDOMEN_MR / "example_mr_sm.nii.gz")
+    vol.modality = "MR"
+    gt = read_label_array(ABDOMEN_MR / "example_seg_mr.nii.gz", vol) == 5
+    viewer, widget, app = docked(vol, "example_mr_sm", 9)
+    wait(app, lambda: widget.session is not None and widget.session.has_embedding(9))
+    rr, cc = np.nonzero(gt[9])
+    corners = [[9, rr.min() - 1, cc.min() - 1], [9, rr.min() - 1, cc.max() + 1], [9, rr.max() + 1, cc.max() + 1],
+               [9, rr.max() + 1, cc.min() - 1]]
+    widget.shapes_layer.add_rectangles(np.array([corners], float))
+    wait(app, lambda: widget.preview_layer.data[9].any())
+    widget.commit()
+    viewer.dims.set_current_step(0, 8)
+    wait(app, lambda: widget.session.has_embedding(8))
+    widget.points_layer.add(np.array([[8, *farthest_interior_point(gt[8])]], float))
+    wait(app, lambda: widget.preview_layer.data[8].any())
+    viewer.reset_view()
+    settle(app)
+    shoot(viewer, out_dir, "widget_click_next_to_committed.png")
     viewer.close()
 
 
