@@ -279,3 +279,25 @@ def test_a_click_on_a_box_is_never_worse_than_the_box(spleen, lesion):
         prompt = simulate_prompt(gt[z], "box")
         fixed = session.predict(z, Prompt(points=[point], labels=[NEGATIVE], box=prompt.box))
         assert not fixed.mask[point] and not (fixed.mask & ~box.mask).any()
+
+
+def test_a_negative_click_on_a_box_removes_only_near_itself(lite_engine):
+    """The dcmqi CT's spine (semi-automatic label): its box's mask, then a negative click on a part
+    the mask has beyond the label. The click leaves the mask and nothing grows, and the removal
+    stays local: cutting away all that is nearer to the click than to the mask's anchor point
+    took 1,400 of its 4,400 pixels here."""
+    from napari_sam_mis.annotate.geometry import mask_box
+
+    from ..helpers import DATA
+
+    volume = read_volume(need(DATA / "dcmqi_ct3slice_liver_seg" / "ct"))
+    spine = read_label_array(need(DATA / "dcmqi_ct3slice_liver_seg" / "liver_spine_seg.nrrd"), volume)[1] == 2
+    session = AnnotationSession(volume, lite_engine)
+    box = mask_box(spine)
+    boxed = session.predict(1, Prompt(box=box)).mask
+    extra = boxed & ~spine
+    target = tuple(int(v) for v in np.argwhere(extra)[len(np.argwhere(extra)) // 2])
+    corrected = session.predict(1, Prompt(points=[target], labels=[NEGATIVE], box=box)).mask
+    assert not corrected[target] and not (corrected & ~boxed).any()
+    assert (boxed & ~corrected).sum() <= 0.1 * boxed.sum()
+    assert dice(corrected, spine) >= dice(boxed, spine) - 0.01
