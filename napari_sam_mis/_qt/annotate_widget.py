@@ -337,7 +337,7 @@ class AnnotateWidget(QWidget):
         self.last_decode_time = time.perf_counter()
 
     def _neighbour_mask(self, z: int):
-        """The selected label's mask (committed, else previewed) on the larger of slices z - 1 and z + 1."""
+        """The selected label's mask (committed or previewed, together) on the larger of slices z - 1 and z + 1."""
         if not self.is3d:
             return None
         masks = {}
