@@ -22,6 +22,9 @@ box prompts the model understands:
    mask nearer to it than to any positive click; a positive click still outside adds its local
    region hint. A correction keeps its promises (``keep_promises``): a negative click only
    removes, a positive one only adds, near itself.
+5. A first click's mask that leaked out of the clicked object (the click near its edge,
+   ``clicked_near_edge``; hardly overlapping the proposer's mask and more than twice its size,
+   ``outgrows``) gives way to the proposer's mask.
 
 Clicks on a box: the box is decoded as drawn and the clicks edit its mask (``_box_and_clicks``).
 """
@@ -51,6 +54,9 @@ CONFIDENT_BORDER_RUN = 0.05  # ... when its mask covers at most this share of an
 ADD_REGION_TOLERANCE = 10.0  # region hint of a corrective click: what it adds or removes
 MAX_REMOVED_SHARE = 0.5  # a negative click never removes more than this share of the mask
 PROPOSAL_AGREEMENT = 0.5  # weight of a candidate's IoU with the click-trained proposer's mask
+LEAK_AGREEMENT = 0.1  # a first click's mask with at most this IoU with the proposer's mask, ...
+LEAK_RATIO = 2.0  # ... more than this many times its area, ...
+LEAK_DEPTH = 0.5  # ... and the click nearer its edge than this share of its deepest point: a leak
 
 
 # -- boxes (row0, col0, row1, col1) in slice pixels ------------------------------------------
@@ -213,6 +219,21 @@ def confident(result: MaskResult, box, positives, negatives) -> bool:
             and border_run(m, box) <= CONFIDENT_BORDER_RUN)
 
 
+def clicked_near_edge(mask: np.ndarray, click) -> bool:
+    """The click lies nearer the mask's edge than ``LEAK_DEPTH`` of its deepest point (a user
+    clicks the middle of what they want)."""
+    if not mask[click]:
+        return False
+    depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    return bool(depth[click] < LEAK_DEPTH * depth.max())
+
+
+def outgrows(mask: np.ndarray, proposal: np.ndarray) -> bool:
+    """The mask hardly overlaps the proposer's and is much larger than it."""
+    inter, union = np.count_nonzero(mask & proposal), np.count_nonzero(mask | proposal)
+    return bool(proposal.any() and inter <= LEAK_AGREEMENT * union and mask.sum() > LEAK_RATIO * proposal.sum())
+
+
 # -- clicks have the last word -----------------------------------------------------------------
 def apply_clicks(mask, hints: RegionHints, positives, negatives) -> np.ndarray:
     """Remove what a negative click inside the mask claims; add what a positive click outside claims."""
@@ -367,17 +388,20 @@ def mask_for_clicks(engine: SamEngine, emb: SliceEmbedding, display: np.ndarray,
             if proposal.mask.any():
                 decoded.append(proposal)
                 boxes.append(_scaled(_bbox(proposal.mask), 1.1))
-            else:
-                proposal = None
     masks = np.stack([r.mask for r in decoded])
     ious = np.array([r.score for r in decoded])
     edited = np.stack([apply_clicks(m, hints, positives, negatives) for m in masks])
     expected = None if first_click else apply_clicks(previous, hints, positives, negatives)
     best = int(np.argmax(candidate_scores(masks, edited, ious, boxes, positives, negatives, expected,
-                                          None if proposal is None else proposal.mask)))
-    mask = edited[best]
+                                          proposal.mask if proposal is not None and proposal.mask.any() else None)))
+    chosen, mask = decoded[best], edited[best]
+    if first_click and engine.click_proposer is not None and clicked_near_edge(mask, positives[0]):
+        if proposal is None:  # a confident first candidate, checked for a leak
+            proposal = _proposal(engine.click_proposer, emb, prompt, frame)
+        if outgrows(mask, proposal.mask):  # it leaked out of the clicked object
+            chosen, mask = proposal, apply_clicks(proposal.mask, hints, positives, negatives)
     if not first_click:
         newest_negative = bool(prompt.labels) and int(prompt.labels[-1]) == NEGATIVE
         mask = keep_promises(mask, previous, positives, negatives, newest_negative)
-    logits = _edit_logits(decoded[best].low_res_logits, masks[best], mask, emb.geometry)
-    return MaskResult(mask, float(ious[best]), logits)
+    logits = _edit_logits(chosen.low_res_logits, chosen.mask, mask, emb.geometry)
+    return MaskResult(mask, float(chosen.score), logits)

@@ -111,6 +111,44 @@ def test_the_click_trained_proposal_wins_on_a_small_vessel(lite_engine, monkeypa
     assert min(with_proposal) >= 0.5 and max(without) <= 0.2, (with_proposal, without)
 
 
+def test_a_first_mask_that_leaked_gives_way_to_the_proposal(lite_engine, monkeypatch):
+    """Abdominal MR at 3 mm (pseudo ground truth), the portal/splenic vein (class 25, ~26 pixels a
+    slice): a click at its middle gives a candidate of ~2,200 pixels with the click near its edge,
+    which the leak check replaces by the proposer's mask."""
+    from napari_sam_mis.annotate import clicks
+
+    volume = read_volume(need(ABDOMEN_MR))
+    volume.modality = "MR"
+    vein = read_label_array(need(ABDOMEN_MR_LABEL), volume) == 25
+    session = AnnotationSession(volume, lite_engine)
+    checked, unchecked = [], []
+    for z in (11, 12):
+        click = _click(farthest_interior_point(vein[z]))
+        result = session.predict(z, click)
+        assert result.mask[click.points[0]] and result.mask.sum() <= 10 * vein[z].sum()
+        checked.append(dice(result.mask, vein[z]))
+        monkeypatch.setattr(clicks, "clicked_near_edge", lambda *a: False)
+        unchecked.append(session.predict(z, click).mask.sum())
+        monkeypatch.undo()
+    assert min(checked) >= 0.25 and min(unchecked) >= 50 * vein[11].sum(), (checked, unchecked)
+
+
+def test_the_leak_check_on_constructed_masks():
+    from napari_sam_mis.annotate.clicks import clicked_near_edge, outgrows
+
+    big = np.zeros((64, 64), bool)
+    big[10:50, 10:50] = True
+    small = np.zeros_like(big)
+    small[10:14, 10:14] = True
+    assert clicked_near_edge(big, (11, 11)) and not clicked_near_edge(big, (30, 30))
+    assert not clicked_near_edge(big, (5, 5))  # outside the mask
+    assert outgrows(big, small) and not outgrows(small, big)
+    inside = np.zeros_like(big)
+    inside[10:30, 10:30] = True
+    assert not outgrows(big, inside)  # they agree (IoU 0.25)
+    assert not outgrows(big, np.zeros_like(big))  # no proposal
+
+
 def test_a_checkpoint_of_its_own_has_no_proposer():
     from napari_sam_mis.model.engine import SamEngine
     from napari_sam_mis.model.weights import bundled_litemedsam_path
