@@ -224,8 +224,9 @@ def clicked_near_edge(mask: np.ndarray, click) -> bool:
     clicks the middle of what they want)."""
     if not mask[click]:
         return False
-    depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    return bool(depth[click] < LEAK_DEPTH * depth.max())
+    rows, cols = ndimage.find_objects(mask.astype(np.uint8))[0]  # the mask's extent: a small transform
+    depth = ndimage.distance_transform_edt(np.pad(mask[rows, cols], 1))
+    return bool(depth[click[0] - rows.start + 1, click[1] - cols.start + 1] < LEAK_DEPTH * depth.max())
 
 
 def outgrows(mask: np.ndarray, proposal: np.ndarray) -> bool:
