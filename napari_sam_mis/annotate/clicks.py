@@ -311,7 +311,7 @@ def _box_and_clicks(engine, emb, hints, box, points, labels, frame) -> MaskResul
     then edited by the clicks in order; re-decoding other boxes did worse on the validation cases
     (docs/clicks.md)."""
     positives = [p for p, lab in zip(points, labels) if lab == POSITIVE]
-    box = normalized_box(box)
+    box = drawn = normalized_box(box)
     for p in positives:
         if not _inside(box, p):
             box = _take_in(box, p)
@@ -325,7 +325,16 @@ def _box_and_clicks(engine, emb, hints, box, points, labels, frame) -> MaskResul
             continue
         pos = pos or [anchor_point(mask, neg)]
         mask = keep_promises(apply_clicks(boxed.mask, hints, pos, neg), mask, pos, neg, labels[k] == NEGATIVE)
+    if box == drawn:  # every positive click inside the box: what they add stays inside it too
+        mask = boxed.mask & mask | _box_region(drawn, mask.shape) & mask
     return MaskResult(mask, boxed.score, _edit_logits(boxed.low_res_logits, boxed.mask, mask, emb.geometry))
+
+
+def _box_region(box, shape) -> np.ndarray:
+    r0, c0, r1, c1 = box
+    region = np.zeros(shape, bool)
+    region[max(0, int(np.floor(r0))): int(np.ceil(r1)) + 1, max(0, int(np.floor(c0))): int(np.ceil(c1)) + 1] = True
+    return region
 
 
 def _proposal(proposer: SamEngine, emb: SliceEmbedding, prompt: Prompt, frame) -> MaskResult:

@@ -319,6 +319,32 @@ def test_a_click_on_a_box_is_never_worse_than_the_box(spleen, lesion):
         assert not fixed.mask[point] and not (fixed.mask & ~box.mask).any()
 
 
+def test_a_click_inside_a_box_adds_only_inside_it(lite_engine):
+    """Abdominal MR at 3 mm (pseudo ground truth), the iliopsoas tip (class 49) on slices 0 and 4:
+    the box's mask misses the click, whose intensity region runs out of the box. What the click
+    adds stays inside the box drawn; a click outside the box still extends the mask past it."""
+    from napari_sam_mis.annotate.clicks import _box_region, _near
+    from napari_sam_mis.annotate.geometry import mask_box
+
+    volume = read_volume(need(ABDOMEN_MR))
+    volume.modality = "MR"
+    psoas = read_label_array(need(ABDOMEN_MR_LABEL), volume) == 49
+    session = AnnotationSession(volume, lite_engine)
+    for z in (0, 4):
+        box, point = mask_box(psoas[z]), farthest_interior_point(psoas[z])
+        boxed = session.predict(z, Prompt(box=box)).mask
+        hint = RegionHints(np.asarray(session.display_slice(z), np.float32))(point, 10.0) & _near(boxed.shape, point, boxed)
+        inside = _box_region(box, boxed.shape)
+        assert not boxed[point] and (hint & ~inside).any()  # the click's region reaches out of the box
+        clicked = session.predict(z, Prompt(box=box, points=[point], labels=[POSITIVE])).mask
+        assert clicked[point] and not (clicked & ~boxed & ~inside).any()
+        assert dice(clicked, psoas[z]) > dice(boxed, psoas[z])
+    r0, c0, r1, c1 = box
+    outside = (int(r1) + 6, int(c1))  # below the box: the user extends it
+    extended = session.predict(4, Prompt(box=box, points=[outside], labels=[POSITIVE])).mask
+    assert extended[outside]
+
+
 def test_a_negative_click_on_a_box_removes_only_near_itself(lite_engine):
     """The dcmqi CT's spine (semi-automatic label): its box's mask, then a negative click on a part
     the mask has beyond the label. The click leaves the mask and nothing grows, and the removal
