@@ -26,7 +26,8 @@ box prompts the model understands:
    ``clicked_near_edge``; hardly overlapping the proposer's mask and more than twice its size,
    ``outgrows``) gives way to the proposer's mask.
 
-Clicks on a box: the box is decoded as drawn and the clicks edit its mask (``_box_and_clicks``).
+Clicks on a box: the box is decoded as drawn and the clicks edit its mask (``_box_and_clicks``);
+what positive clicks inside the box add stays inside it.
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ CLICK_MARGIN_PX = 4.0  # how far a box reaches past a positive click / stops bef
 BORDER_RUN = 0.3  # mask covering more than this share of a box side: the box cut the object
 CONFIDENT_IOU = 0.91  # a first click's first candidate is kept alone from this predicted IoU on ...
 CONFIDENT_BORDER_RUN = 0.05  # ... when its mask covers at most this share of any box side
-ADD_REGION_TOLERANCE = 10.0  # region hint of a corrective click: what it adds or removes
+ADD_REGION_TOLERANCE = 10.0  # region hint of a positive corrective click: what it adds
+REMOVE_REGION_TOLERANCE = 20.0  # ... of a negative one: what it removes
 MAX_REMOVED_SHARE = 0.5  # a negative click never removes more than this share of the mask
 PROPOSAL_AGREEMENT = 0.5  # weight of a candidate's IoU with the click-trained proposer's mask
 LEAK_AGREEMENT = 0.1  # a first click's mask with at most this IoU with the proposer's mask, ...
@@ -244,7 +246,7 @@ def apply_clicks(mask, hints: RegionHints, positives, negatives) -> np.ndarray:
         for n in negatives:
             if mask[n]:  # the part of the mask like the clicked spot and nearer to it than to a positive
                 local = _near(mask.shape, n, ~mask)
-                claimed, _ = ndimage.label(mask & nearer & local & hints(n, ADD_REGION_TOLERANCE))
+                claimed, _ = ndimage.label(mask & nearer & local & hints(n, REMOVE_REGION_TOLERANCE))
                 part = claimed == claimed[n]
                 if part.sum() <= MAX_REMOVED_SHARE * mask.sum():
                     mask &= ~part
@@ -309,7 +311,7 @@ def _edit_logits(logits: np.ndarray, before: np.ndarray, after: np.ndarray, geom
 def _box_and_clicks(engine, emb, hints, box, points, labels, frame) -> MaskResult:
     """The box decoded as drawn (widened only to reach a positive click outside it), its mask
     then edited by the clicks in order; re-decoding other boxes did worse on the validation cases
-    (docs/clicks.md)."""
+    (docs/clicks.md). When every positive click lies inside the box, nothing is added outside it."""
     positives = [p for p, lab in zip(points, labels) if lab == POSITIVE]
     box = drawn = normalized_box(box)
     for p in positives:

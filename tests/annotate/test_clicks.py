@@ -181,18 +181,25 @@ def test_negative_click_removes_a_region(spleen, decoder_calls):
     assert len(decoder_calls) == 2  # one decoder call per click
 
 
-def test_follow_up_clicks_improve_a_poor_first_mask(spleen):
-    session, gt, _ = spleen
-    z = int(np.flatnonzero(gt.reshape(gt.shape[0], -1).any(axis=1))[0])  # the organ's first slice: small, unsure
-    prompt = _click(farthest_interior_point(gt[z]))
-    result = session.predict(z, prompt)
-    before = dice(result.mask, gt[z])
-    for _ in range(2):
-        point, label = corrective_click(result.mask, gt[z])
-        prompt = Prompt(points=[*prompt.points, point], labels=[*prompt.labels, label], mask_logits=result.low_res_logits)
+def test_follow_up_clicks_improve_a_poor_first_mask(lite_engine):
+    """Abdominal MR at 3 mm (pseudo ground truth), small vessels whose first click's mask runs
+    several times past them (Dice 0.22-0.28): two corrective clicks, each honoured, bring them
+    to 0.71-0.88 (measured)."""
+    volume = read_volume(need(ABDOMEN_MR))
+    volume.modality = "MR"
+    labels = read_label_array(need(ABDOMEN_MR_LABEL), volume)
+    session = AnnotationSession(volume, lite_engine)
+    for value, z in ((21, 10), (21, 19), (23, 11)):
+        gt = labels[z] == value
+        prompt = _click(farthest_interior_point(gt))
         result = session.predict(z, prompt)
-        assert result.mask[point] == (label == POSITIVE)  # each click is honoured
-    assert dice(result.mask, gt[z]) >= before + 0.01  # 0.697 -> 0.714 measured
+        before = dice(result.mask, gt)
+        for _ in range(2):
+            point, label = corrective_click(result.mask, gt)
+            prompt = Prompt(points=[*prompt.points, point], labels=[*prompt.labels, label], mask_logits=result.low_res_logits)
+            result = session.predict(z, prompt)
+            assert result.mask[point] == (label == POSITIVE)  # each click is honoured
+        assert before < 0.3 and dice(result.mask, gt) >= before + 0.3, (value, z, before, dice(result.mask, gt))
 
 
 def test_clicks3_protocol_signs_and_result(lesion):
