@@ -333,6 +333,7 @@ def _box_and_clicks(engine, emb, hints, box, points, labels, frame) -> MaskResul
 
 
 def _box_region(box, shape) -> np.ndarray:
+    """The pixels a box (row0, col0, row1, col1) covers, its border included."""
     r0, c0, r1, c1 = box
     region = np.zeros(shape, bool)
     region[max(0, int(np.floor(r0))): int(np.ceil(r1)) + 1, max(0, int(np.floor(c0))): int(np.ceil(c1)) + 1] = True
