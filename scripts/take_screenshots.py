@@ -130,6 +130,7 @@ def main(out_dir: Path) -> None:
     three_views(out_dir)
     proposals(out_dir)
     neighbour_click(out_dir)
+    small_vessel_click(out_dir)
 
 
 def three_views(out_dir: Path) -> None:
@@ -268,6 +269,28 @@ def neighbour_click(out_dir: Path) -> None:
     viewer.reset_view()
     settle(app)
     shoot(viewer, out_dir, "widget_click_next_to_committed.png")
+    viewer.close()
+
+
+def small_vessel_click(out_dir: Path) -> None:
+    """One click on the abdominal MR's portal/splenic vein (slice 11): the candidate boxes' mask
+    leaked, the click-trained decoder's mask is shown (the leak check of annotate/clicks.py)."""
+    from napari_sam_mis.evaluation.simulate import farthest_interior_point
+    from napari_sam_mis.io import read_label_array, read_volume
+
+    vol = read_volume(ABDOMEN_MR / "example_mr_sm.nii.gz")
+    vol.modality = "MR"
+    gt = read_label_array(ABDOMEN_MR / "example_seg_mr.nii.gz", vol) == 25
+    viewer, widget, app = docked(vol, "example_mr_sm", 11)
+    wait(app, lambda: widget.session is not None and widget.session.has_embedding(11))
+    widget.labels_widget.select_value(widget.labels_widget.add_label("portal/splenic vein", "#00e5ff"))
+    widget.points_layer.add(np.array([[11, *farthest_interior_point(gt[11])]], float))
+    wait(app, lambda: widget.preview_layer.data[11].any())
+    rr, cc = np.nonzero(gt[11])
+    viewer.camera.center = (0, rr.mean() * vol.spacing[1], cc.mean() * vol.spacing[2])
+    viewer.camera.zoom = 1.2 * viewer.camera.zoom
+    settle(app)
+    shoot(viewer, out_dir, "widget_click_small_vessel.png")
     viewer.close()
 
 
