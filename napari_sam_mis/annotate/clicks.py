@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from napari_sam_mis.annotate.geometry import mask_box
+from napari_sam_mis.annotate.geometry import iou, mask_box
 from napari_sam_mis.annotate.masks import MaskResult, low_res_pixels, mask_for_prompt, masks_for_boxes
 from napari_sam_mis.annotate.prompts import NEGATIVE, POSITIVE, Prompt, normalized_box
 from napari_sam_mis.annotate.region_hint import RegionHints
@@ -233,8 +233,7 @@ def clicked_near_edge(mask: np.ndarray, click) -> bool:
 
 def outgrows(mask: np.ndarray, proposal: np.ndarray) -> bool:
     """The mask hardly overlaps the proposer's and is much larger than it."""
-    inter, union = np.count_nonzero(mask & proposal), np.count_nonzero(mask | proposal)
-    return bool(proposal.any() and inter <= LEAK_AGREEMENT * union and mask.sum() > LEAK_RATIO * proposal.sum())
+    return bool(proposal.any() and iou(mask, proposal) <= LEAK_AGREEMENT and mask.sum() > LEAK_RATIO * proposal.sum())
 
 
 # -- clicks have the last word -----------------------------------------------------------------
