@@ -1,13 +1,7 @@
 """Fixtures shared by the whole suite: the real model, an empty embedding cache per test, and the
 MSD spleen crop (real CT with a manual label) as a volume and as its largest slice."""
-import os
-
 import numpy as np
 import pytest
-
-# The suite's figures and thresholds were set with the fp32 fast path; ``auto`` would take bf16 on
-# a CPU with bf16 instructions, which has a test of its own (tests/model/test_kernels.py).
-os.environ.setdefault("NAPARI_SAM_MIS_BACKEND", "fast")
 
 from .helpers import SPLEEN_CT, SPLEEN_LABEL, need
 

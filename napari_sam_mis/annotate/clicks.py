@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from napari_sam_mis.annotate.geometry import iou, mask_box
+from napari_sam_mis.annotate.geometry import inner_distance, iou, mask_box
 from napari_sam_mis.annotate.masks import MaskResult, low_res_pixels, mask_for_prompt, masks_for_boxes
 from napari_sam_mis.annotate.prompts import NEGATIVE, POSITIVE, Prompt, normalized_box
 from napari_sam_mis.annotate.region_hint import RegionHints
@@ -227,8 +227,8 @@ def clicked_near_edge(mask: np.ndarray, click) -> bool:
     if not mask[click]:
         return False
     rows, cols = ndimage.find_objects(mask.astype(np.uint8))[0]  # the mask's extent: a small transform
-    depth = ndimage.distance_transform_edt(np.pad(mask[rows, cols], 1))
-    return bool(depth[click[0] - rows.start + 1, click[1] - cols.start + 1] < LEAK_DEPTH * depth.max())
+    depth = inner_distance(mask[rows, cols])
+    return bool(depth[click[0] - rows.start, click[1] - cols.start] < LEAK_DEPTH * depth.max())
 
 
 def outgrows(mask: np.ndarray, proposal: np.ndarray) -> bool:
@@ -282,7 +282,7 @@ def keep_promises(mask, previous, positives, negatives, newest_negative: bool) -
 def anchor_point(previous: np.ndarray, negatives) -> tuple[int, int]:
     """Where a mask corrected by negative clicks alone is surely right: deepest inside it and far
     from the clicks (it stands in for a positive click)."""
-    depth = ndimage.distance_transform_edt(np.pad(previous, 1))[1:-1, 1:-1]
+    depth = inner_distance(previous)
     score = np.minimum(depth, _distance_to(previous.shape, negatives)) if negatives else depth
     r, c = np.unravel_index(int(np.argmax(score)), score.shape)
     return int(r), int(c)

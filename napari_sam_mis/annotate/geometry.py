@@ -1,10 +1,11 @@
-"""Masks and boxes on one slice: a mask's box, widening a box, and overlap measures.
+"""Masks and boxes on one slice: a mask's box, widening a box, depth inside a mask, and overlap measures.
 
 Boxes are (row0, col0, row1, col1) in slice pixels, as everywhere in this package.
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -26,6 +27,11 @@ def widened_box(box, margin, shape: tuple[int, int]) -> tuple[float, float, floa
 def model_margin(px: float, geometry) -> tuple[float, float]:
     """``px`` pixels of the model input as (rows, cols) pixels of the slice."""
     return px / geometry.scale[0], px / geometry.scale[1]
+
+
+def inner_distance(region: np.ndarray) -> np.ndarray:
+    """Distance of each region pixel to the nearest pixel outside it (the image border counts as outside)."""
+    return ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

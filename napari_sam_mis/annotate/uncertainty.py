@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_sam_mis.annotate.geometry import inner_distance
+
 ENSEMBLE = 8
 JITTER = 0.04  # chosen on validation (docs/uncertainty.md)
 SOFT = True  # members vote with their probabilities (chosen on validation: docs/uncertainty.md)
@@ -38,7 +40,7 @@ class Uncertainty:
         region = regions == best
         if region.sum() < min_pixels:
             return None
-        depth = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
+        depth = inner_distance(region)
         r, c = np.unravel_index(int(np.argmax(depth)), region.shape)
         return (float(r), float(c)), int(self.probability[r, c] >= 0.5)
 

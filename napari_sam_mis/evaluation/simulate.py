@@ -13,17 +13,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from napari_sam_mis.annotate.geometry import mask_box
+from napari_sam_mis.annotate.geometry import inner_distance, mask_box
 from napari_sam_mis.annotate.prompts import NEGATIVE, POSITIVE, Prompt
 
 PROMPT_KINDS = ("box", "point", "points5", "points5+5", "box+point", "clicks3")
 CORRECTIVE_CLICKS = {"clicks3": 2}  # prompt kind -> corrective clicks after the first click
 NEGATIVE_BAND_PX = 10  # negatives are placed within this many pixels outside the object
-
-
-def inner_distance(region: np.ndarray) -> np.ndarray:
-    """Distance of each region pixel to the nearest pixel outside it (image border counts as outside)."""
-    return ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
 
 
 def spread_points(region: np.ndarray, k: int) -> list[tuple[int, int]]:

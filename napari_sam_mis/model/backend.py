@@ -6,12 +6,13 @@ Backends (``SamEngine.load(..., backend=...)``, or the NAPARI_SAM_MIS_BACKEND va
   decoder with per-slice caching (kernels/mask_decoder.py); numerically the same up to float
   rounding. On the CPU it also keeps freed memory in the process between calls (kernels/allocator.py).
 - ``bf16`` / ``fp16``: ``fast`` with the image encoder under autocast (the decoder stays fp32);
-  on CUDA the encoder runs in batches of CUDA_BATCH slices.
-- ``auto`` (default): on a CPU with bf16 matrix instructions (AVX512-BF16 or AMX, read from the
-  CPU's flags at run time) ``bf16``, elsewhere ``fast`` (bf16 without those instructions is
-  emulated and many times slower); on a GPU ``fast``. ``choose_backend`` says which and why.
-A backend that does not apply falls back: ``fp16`` on a CPU to ``fast``, and a model whose
-encoder is not LiteMedSAM's TinyViT keeps its own encoder (the fast decoder still applies).
+  on CUDA the encoder runs in batches of CUDA_BATCH slices. On a CPU, ``bf16`` runs only where the
+  CPU's flags (read at run time) show bf16 matrix instructions (AVX512-BF16 or AMX): it encodes
+  about 1.8x faster there but costs Dice (docs/performance.md), so it is asked for, never chosen.
+- ``auto`` (default): ``fast``. ``choose_backend`` says which and why.
+A backend that does not apply falls back to ``fast``: ``fp16`` on a CPU, ``bf16`` on a CPU without
+bf16 instructions (emulated, many times slower); a model whose encoder is not LiteMedSAM's TinyViT
+keeps its own encoder (the fast decoder still applies).
 """
 from __future__ import annotations
 
@@ -54,14 +55,12 @@ def choose_backend(backend: str | None, device) -> tuple[str, str]:
         source = "backend" if backend else BACKEND_ENV
         raise ModelError(f"{source}={requested!r} is not a backend; choose one of {', '.join(BACKENDS)}")
     cpu = device.type == "cpu"
-    if requested == "auto" and cpu:
-        if cpu_supports_bf16():
-            return "bf16", "auto: this CPU has bf16 matrix instructions (avx512_bf16 or amx_bf16)"
-        return "fast", "auto: this CPU has no bf16 matrix instructions (bf16 would be emulated): fp32"
     if requested == "auto":
-        return "fast", f"auto: fp32 on {device.type}"
+        return "fast", f"auto: fp32 on {device.type} (bf16 encodes faster but costs Dice; ask for it)"
     if requested == "fp16" and cpu:
         return "fast", "fp16 asked for, but the CPU path has no half-precision matrix units: fp32"
+    if requested == "bf16" and cpu and not cpu_supports_bf16():
+        return "fast", "bf16 asked for, but this CPU has no bf16 matrix instructions (it would be emulated): fp32"
     if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return "fp16", "bf16 asked for, but this GPU has no bf16: fp16"
     return requested, f"{requested} asked for"

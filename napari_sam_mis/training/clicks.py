@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from napari_sam_mis.annotate.geometry import inner_distance
 from napari_sam_mis.evaluation.simulate import corrective_click as simulated_corrective_click
-from napari_sam_mis.evaluation.simulate import inner_distance
 
 
 def _sample_in(region: np.ndarray, rng, weights: np.ndarray | None = None) -> tuple[float, float]:
