@@ -40,6 +40,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--slice-stride", type=int, default=defaults.slice_stride,
                         help="use every k-th labelled slice of a volume (default %(default)s)")
     parser.add_argument("--flip", action="store_true", help="also train on mirrored slices (twice the encoding)")
+    parser.add_argument("--variants", default="", metavar="NAMES",
+                        help="also train on altered copies of every slice, comma-separated: zoom_out (the slice at "
+                             "half size: small objects), invert (the display values flipped: another contrast)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     parser.set_defaults(func=run_finetune)
@@ -62,7 +65,8 @@ def run_finetune(args) -> int:
     from napari_sam_mis.training.tune import tune, tuned_model_folder
 
     recipe = Recipe(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
-                    slice_stride=args.slice_stride, flip=args.flip, start_from=args.start_from)
+                    slice_stride=args.slice_stride, flip=args.flip, start_from=args.start_from,
+                    variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()))
     out = args.out or tuned_model_folder(args.name)
     if args.hold_out is None:
         summary = finetune(args.data, out, recipe, resume=args.resume, device=args.device, progress=_print_progress)

@@ -156,6 +156,7 @@ def _recipe_key(recipe: Recipe) -> dict:
     d.pop("steps")
     d.pop("checkpoint_every")
     d["scenario_weights"] = list(d["scenario_weights"])
+    d["variants"] = list(d["variants"])
     return d
 
 

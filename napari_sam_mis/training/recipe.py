@@ -8,6 +8,7 @@ from napari_sam_mis.errors import SamMisError
 from napari_sam_mis.model.registry import get_spec
 
 BASE_MODEL = "litemedsam"
+VARIANTS = ("zoom_out", "invert")  # altered copies of the training slices (train_set.py)
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Recipe:
     min_area: int = 16  # objects smaller than this (pixels of the 256x256 model frame) are skipped
     flip: bool = False  # also train on left-right mirrored slices (doubles the encoding time)
     slice_stride: int = 1  # use every k-th labelled slice of a volume
+    variants: tuple = ()  # also train on these altered copies of every slice (VARIANTS)
     scenario_weights: tuple = (0.4, 0.35, 0.25)  # one click / several clicks / box
     max_corrections: int = 2  # corrective clicks per sample: 0..max_corrections
     iou_weight: float = 1.0
@@ -39,6 +41,9 @@ class Recipe:
             raise SamMisError(f"--lr must be positive, got {self.lr}")
         if not 0.0 <= self.gt_weight <= 1.0:
             raise SamMisError(f"gt_weight must lie in 0..1, got {self.gt_weight}")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown:
+            raise SamMisError(f"unknown slice variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
         if not get_spec(self.start_from).family.click_trainable:
             raise SamMisError(f"--start-from: {self.start_from!r} is not a LiteMedSAM model; training starts from one")
 

@@ -20,6 +20,8 @@ from napari_sam_mis.io.atomic import atomic_path
 from napari_sam_mis.training.recipe import ProgressCallback, Recipe, report
 from napari_sam_mis.training.sources import LabelledImage
 
+ZOOM_OUT = 0.5  # the "zoom_out" variant's scale
+
 
 @dataclass
 class TrainSet:
@@ -34,6 +36,42 @@ class TrainSet:
 
     def __len__(self) -> int:
         return len(self.slice_of)
+
+
+def _zoomed_out(image: np.ndarray, masks: list[np.ndarray], factor: float = ZOOM_OUT):
+    """The slice shrunk by ``factor`` in the middle of a canvas of its size filled with its
+    border's median (objects become small, as small tumours and vessels are), and its masks."""
+    import cv2
+
+    h, w = image.shape[:2]
+    sh, sw = max(1, round(h * factor)), max(1, round(w * factor))
+    r0, c0 = (h - sh) // 2, (w - sw) // 2
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    canvas = np.empty_like(image)
+    canvas[...] = np.median(border, axis=0)
+    canvas[r0:r0 + sh, c0:c0 + sw] = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+    out = []
+    for m in masks:
+        small = np.zeros((h, w), bool)
+        small[r0:r0 + sh, c0:c0 + sw] = cv2.resize(m.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA) >= 0.5
+        out.append(small)
+    return canvas, out
+
+
+VIEWS = {  # one per recipe.VARIANTS
+    "zoom_out": _zoomed_out,
+    "invert": lambda image, masks: (255 - image, masks),  # display values 0..255: another contrast
+}
+
+
+def _variants(display: np.ndarray, masks: list[np.ndarray], recipe: Recipe):
+    """(name, image, masks) of the slice as shown, mirrored if asked, and each asked-for variant of those."""
+    views = [("", display, masks)]
+    if recipe.flip:
+        views.append((" mirrored", display[:, ::-1], [m[:, ::-1] for m in masks]))
+    for name in recipe.variants:
+        views += [(f"{tag} {name}", *VIEWS[name](np.ascontiguousarray(img), ms)) for tag, img, ms in views[: 1 + recipe.flip]]
+    return views
 
 
 def _to_model_frame(mask: np.ndarray, geom, size: int) -> np.ndarray:
@@ -72,7 +110,7 @@ def _signature(sources: list[LabelledImage], engine, recipe: Recipe) -> dict:
     content = [[volume_hash(src.labels) if src.labels is not None else "",
                 *(f"{z}:{volume_hash(np.asarray(m))}" for z, m in src.masks),
                 "" if src.files else volume_hash(src.volume.array)] for src in sources]
-    return {"files": files, "content": content, "weights_sha256": engine.weights_sha256, "flip": recipe.flip, "slice_stride": recipe.slice_stride,
+    return {"files": files, "content": content, "weights_sha256": engine.weights_sha256, "flip": recipe.flip, "variants": list(recipe.variants), "slice_stride": recipe.slice_stride,
             "min_area": recipe.min_area, "gt_weight": recipe.gt_weight, "teacher_min_dice": recipe.teacher_min_dice}
 
 
@@ -108,20 +146,17 @@ def build_train_set(sources: list[LabelledImage], engine, recipe: Recipe, cache:
     for src in sources:
         session = AnnotationSession(src.volume, engine)
         for z, masks in sorted(src.slice_masks().items())[::recipe.slice_stride]:
-            display = session.display_slice(z)
-            for mirrored in (False, True) if recipe.flip else (False,):
-                img = display[:, ::-1] if mirrored else display
+            for tag, img, view_masks in _variants(session.display_slice(z), masks, recipe):
                 x, geom = engine.preprocess(np.ascontiguousarray(img))
                 pieces = []
-                for m in masks:
-                    m = m[:, ::-1] if mirrored else m
+                for m in view_masks:
                     pieces += _pieces(_to_model_frame(m, geom, size), recipe.min_area)
                 if not pieces:
                     continue
                 obj_slice += [len(inputs)] * len(pieces)
                 obj_masks += pieces
                 inputs.append(x)
-                names.append(f"{src.name} z={z}{' mirrored' if mirrored else ''}")
+                names.append(f"{src.name} z={z}{tag}")
     if not obj_masks:
         raise SamMisError(f"the training data hold no object of at least {recipe.min_area} model-frame pixels")
     features = np.zeros((len(inputs), 256, 64, 64), np.float16)

@@ -184,3 +184,28 @@ def test_a_damaged_training_cache_is_rebuilt(lite_engine, tmp_path):
     with pytest.warns(UserWarning, match="damaged"):
         again = build_train_set(read_sources([_pair()]), lite_engine, Recipe(**TINY), cache)
     assert np.array_equal(again.masks, first.masks) and len(again) == len(first)
+
+
+def test_slice_variants_make_small_and_inverted_copies(lite_engine):
+    """The zoomed-out copy holds the object at a quarter of its area, in the middle of a canvas
+    of the slice's size; the inverted copy flips the display values; each is one more slice."""
+    from napari_sam_mis.training.train_set import _variants
+
+    image = np.zeros((60, 80), np.float32)
+    image[10:50, 20:60] = 200.0
+    mask = np.zeros((60, 80), bool)
+    mask[20:40, 30:50] = True
+    views = {tag: (img, ms) for tag, img, ms in _variants(image, [mask], Recipe(flip=True, variants=("zoom_out", "invert")))}
+    assert set(views) == {"", " mirrored", " zoom_out", " mirrored zoom_out", " invert", " mirrored invert"}
+    small, (small_mask,) = views[" zoom_out"]
+    assert small.shape == image.shape and small_mask.sum() == mask.sum() // 4
+    rows, cols = np.nonzero(small_mask)
+    assert abs(rows.mean() - 29.5) <= 1 and abs(cols.mean() - 39.5) <= 1  # the object stays in the middle
+    assert small[0, 0] == 0.0 and small[29, 39] == 200.0  # the border's value fills the canvas
+    inverted, (same,) = views[" invert"]
+    assert np.array_equal(inverted, 255 - image) and np.array_equal(same, mask)
+    with pytest.raises(Exception, match="unknown slice variant"):
+        Recipe(variants=("rotate",)).check()
+    one = build_train_set(read_sources([_pair()]), lite_engine, Recipe(**TINY))
+    three = build_train_set(read_sources([_pair()]), lite_engine, Recipe(variants=("zoom_out", "invert"), **TINY))
+    assert len(three.features) == 3 * len(one.features) and any(n.endswith("zoom_out") for n in three.slice_names)
