@@ -50,12 +50,7 @@ def _zoomed_out(image: np.ndarray, masks: list[np.ndarray], factor: float = ZOOM
     canvas = np.empty_like(image)
     canvas[...] = np.median(border, axis=0)
     canvas[r0:r0 + sh, c0:c0 + sw] = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-    out = []
-    for m in masks:
-        small = np.zeros((h, w), bool)
-        small[r0:r0 + sh, c0:c0 + sw] = cv2.resize(m.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA) >= 0.5
-        out.append(small)
-    return canvas, out
+    return canvas, [_resized_mask(m, (sh, sw), (h, w), (r0, c0)) for m in masks]
 
 
 VIEWS = {  # one per recipe.VARIANTS
@@ -69,19 +64,24 @@ def _variants(display: np.ndarray, masks: list[np.ndarray], recipe: Recipe):
     views = [("", display, masks)]
     if recipe.flip:
         views.append((" mirrored", display[:, ::-1], [m[:, ::-1] for m in masks]))
+    base = list(views)
     for name in recipe.variants:
-        views += [(f"{tag} {name}", *VIEWS[name](np.ascontiguousarray(img), ms)) for tag, img, ms in views[: 1 + recipe.flip]]
+        views += [(f"{tag} {name}", *VIEWS[name](np.ascontiguousarray(img), ms)) for tag, img, ms in base]
     return views
 
 
-def _to_model_frame(mask: np.ndarray, geom, size: int) -> np.ndarray:
+def _resized_mask(mask: np.ndarray, size_hw, canvas_hw, at=(0, 0)) -> np.ndarray:
+    """``mask`` resized to ``size_hw`` (area-averaged, >= half kept) on an empty canvas at ``at``."""
     import cv2
 
-    h, w = geom.resized
-    small = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) >= 0.5
-    out = np.zeros((size, size), bool)
-    out[:h, :w] = small
+    (h, w), (r0, c0) = size_hw, at
+    out = np.zeros(canvas_hw, bool)
+    out[r0:r0 + h, c0:c0 + w] = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) >= 0.5
     return out
+
+
+def _to_model_frame(mask: np.ndarray, geom, size: int) -> np.ndarray:
+    return _resized_mask(mask, geom.resized, (size, size))
 
 
 def _pieces(mask: np.ndarray, min_area: int) -> list[np.ndarray]:
@@ -110,8 +110,8 @@ def _signature(sources: list[LabelledImage], engine, recipe: Recipe) -> dict:
     content = [[volume_hash(src.labels) if src.labels is not None else "",
                 *(f"{z}:{volume_hash(np.asarray(m))}" for z, m in src.masks),
                 "" if src.files else volume_hash(src.volume.array)] for src in sources]
-    return {"files": files, "content": content, "weights_sha256": engine.weights_sha256, "flip": recipe.flip, "variants": list(recipe.variants), "slice_stride": recipe.slice_stride,
-            "min_area": recipe.min_area, "gt_weight": recipe.gt_weight, "teacher_min_dice": recipe.teacher_min_dice}
+    return {"files": files, "content": content, "weights_sha256": engine.weights_sha256, "flip": recipe.flip,
+            "variants": list(recipe.variants), "slice_stride": recipe.slice_stride, "min_area": recipe.min_area, "gt_weight": recipe.gt_weight, "teacher_min_dice": recipe.teacher_min_dice}
 
 
 def _read_cache(cache: Path, signature: dict) -> TrainSet | None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_sam_mis.errors import InputError, ModelError
+from napari_sam_mis.errors import InputError, ModelError, SamMisError
 from napari_sam_mis.model.decoder_weights import WEIGHTS_NAME, read_decoder_weights, tuned_state
 from napari_sam_mis.training.loop import CHECKPOINT_NAME, train
 from napari_sam_mis.training.recipe import Recipe
@@ -204,7 +204,7 @@ def test_slice_variants_make_small_and_inverted_copies(lite_engine):
     assert small[0, 0] == 0.0 and small[29, 39] == 200.0  # the border's value fills the canvas
     inverted, (same,) = views[" invert"]
     assert np.array_equal(inverted, 255 - image) and np.array_equal(same, mask)
-    with pytest.raises(Exception, match="unknown slice variant"):
+    with pytest.raises(SamMisError, match="unknown slice variant"):
         Recipe(variants=("rotate",)).check()
     one = build_train_set(read_sources([_pair()]), lite_engine, Recipe(**TINY))
     three = build_train_set(read_sources([_pair()]), lite_engine, Recipe(variants=("zoom_out", "invert"), **TINY))
