@@ -111,7 +111,8 @@ def _signature(sources: list[LabelledImage], engine, recipe: Recipe) -> dict:
                 *(f"{z}:{volume_hash(np.asarray(m))}" for z, m in src.masks),
                 "" if src.files else volume_hash(src.volume.array)] for src in sources]
     return {"files": files, "content": content, "weights_sha256": engine.weights_sha256, "flip": recipe.flip,
-            "variants": list(recipe.variants), "slice_stride": recipe.slice_stride, "min_area": recipe.min_area, "gt_weight": recipe.gt_weight, "teacher_min_dice": recipe.teacher_min_dice}
+            "variants": list(recipe.variants), "slice_stride": recipe.slice_stride, "min_area": recipe.min_area,
+            "gt_weight": recipe.gt_weight, "teacher_min_dice": recipe.teacher_min_dice}
 
 
 def _read_cache(cache: Path, signature: dict) -> TrainSet | None:

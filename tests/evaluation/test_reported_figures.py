@@ -22,6 +22,6 @@ def _means(split: str) -> list[float]:
 @pytest.mark.parametrize("split", ["validation", "test"])
 def test_readme_accuracy_table_matches_the_stored_results(split):
     readme = (ROOT / "README.md").read_text()
-    line = next(l for l in readme.splitlines() if l.startswith(f"| {split} ("))
-    reported = [float(x) for x in re.findall(r"\d\.\d{3}", line)]
+    row = next(line for line in readme.splitlines() if line.startswith(f"| {split} ("))
+    reported = [float(x) for x in re.findall(r"\d\.\d{3}", row)]
     assert reported == _means(split), f"README's {split} row is stale: rerun benchmarks/click_paths.py and update it"
